@@ -54,8 +54,16 @@ def _log_nb_from_terms(
     small = torch.lgamma(x + theta) - torch.lgamma(theta) - x * torch.log(theta + mu + eps)
     # Large theta: lgamma(x + t) - lgamma(t) - x log(t + mu) without cancellation.
     t = theta.clamp(min=_STIRLING_MIN)
+    # log((x + t) / (t + mu + eps)): log1p of the ratio minus one while that is accurate,
+    # a plain difference of logs when mu >> x + t (the clamp keeps unused gradients finite).
+    ratio = (x - mu - eps) / (t + mu + eps)
+    log_ratio = torch.where(
+        ratio > -0.5,
+        torch.log1p(ratio.clamp(min=-0.5)),
+        torch.log(x + t) - torch.log(t + mu + eps),
+    )
     large = (
-        x * torch.log1p((x - mu) / (t + mu))
+        x * log_ratio
         + (t - 0.5) * torch.log1p(x / t)
         - x
         + _stirling_remainder(x + t)
