@@ -3,7 +3,7 @@
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp_sparse
@@ -319,3 +319,20 @@ def as_index(
             f"[{index.min()}, {index.max()}] for {size} {axis_name}."
         )
     return index
+
+
+def n_rows(values: Any) -> int:
+    """Number of rows of an array, sparse matrix or sequence."""
+    shape = getattr(values, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return shape[0]
+    return len(values)
+
+
+def as_code_column(values: Any, n_cells: int) -> np.ndarray:
+    """Codes as a (n_cells, 1) array; zeros when ``values`` is None."""
+    if values is None:
+        return np.zeros((n_cells, 1), dtype=np.uint16)
+    if sp_sparse.issparse(values):
+        values = values.toarray()
+    return np.asarray(values).reshape(-1, 1)

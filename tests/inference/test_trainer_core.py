@@ -98,10 +98,11 @@ def test_early_stopping_counts_patience():
 
 def test_early_stopping_reduces_lr_and_rejects_unknown_metric():
     stopping = EarlyStopping(
-        early_stopping_metric="elbo", patience=100, threshold=0, reduce_lr_on_plateau=True, lr_patience=2
+        early_stopping_metric="elbo", patience=100, threshold=1, reduce_lr_on_plateau=True, lr_patience=2
     )
     reductions = [stopping.update(10.0)[1] for _ in range(6)]
-    assert reductions == [False, False, False, True, False, False]
+    # the first value improves on +inf; then every epoch waits, and the LR drops every 2 waits
+    assert reductions == [False, False, False, True, False, True]
     with pytest.raises(ValueError, match="elbo"):
         EarlyStopping(early_stopping_metric="not_a_metric")
 
