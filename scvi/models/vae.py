@@ -9,7 +9,7 @@ from torch.distributions import Normal
 from torch.distributions import kl_divergence as kl
 
 from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
-from scvi.models.modules import DecoderSCVI, Encoder, LinearDecoderSCVI
+from scvi.models._base_modules import DecoderSCVI, Encoder, LinearDecoderSCVI
 from scvi.models.utils import check_option, one_hot
 
 _DISPERSIONS = ("gene", "gene-batch", "gene-label", "gene-cell")
