@@ -14,7 +14,10 @@ from torch.utils.data.sampler import (
 )
 
 from scvi.dataset.dataset import GeneExpressionDataset
-from scvi.inference._metrics import ClusteringMixin
+from scvi.inference._differential import DifferentialExpressionMixin
+from scvi.inference._imputation import ImputationMixin
+from scvi.inference._metrics import MetricsMixin, metric
+from scvi.inference._plots import PlotsMixin
 from scvi.models.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from scvi.models.log_likelihood import (
     compute_elbo,
@@ -26,16 +29,6 @@ from scvi.models.log_likelihood import (
 logger = logging.getLogger(__name__)
 
 
-def metric(mode: str) -> Callable[[Callable], Callable]:
-    """Mark a posterior method as a metric that early stopping may use, minimised or maximised."""
-
-    def mark(func: Callable) -> Callable:
-        func.mode = mode
-        return func
-
-    return mark
-
-
 class SequentialSubsetSampler(SubsetRandomSampler):
     """Yield the given indices in their given order (no shuffling)."""
 
@@ -43,12 +36,17 @@ class SequentialSubsetSampler(SubsetRandomSampler):
         return iter(self.indices)
 
 
-class Posterior(ClusteringMixin):
+class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, PlotsMixin):
     """A model together with a subset of cells of a dataset, iterated in minibatches.
 
     Trainers keep one posterior per data split (``train_set``, ``test_set``,
     ``validation_set``); each computes scores (ELBO, marginal likelihood), latent
-    representations, imputations and samples for its cells.
+    representations, imputations and samples for its cells. The analysis methods come
+    from mixins: Bayes-factor differential expression
+    (:class:`~scvi.inference._differential.DifferentialExpressionMixin`), latent-space
+    metrics (:class:`~scvi.inference._metrics.MetricsMixin`), the imputation benchmark
+    (:class:`~scvi.inference._imputation.ImputationMixin`) and t-SNE plots
+    (:class:`~scvi.inference._plots.PlotsMixin`).
 
     Parameters
     ----------
@@ -71,6 +69,10 @@ class Posterior(ClusteringMixin):
     >>> trainer.train(n_epochs=50)
     >>> trainer.test_set.elbo()
     >>> latent, batch_indices, labels = trainer.train_set.get_latent()
+    >>> trainer.train_set.entropy_batch_mixing()
+    >>> cell_labels = gene_dataset.labels.ravel()
+    >>> trainer.train_set.differential_expression_score(cell_labels == 0, cell_labels == 1)
+    >>> trainer.train_set.show_t_sne(n_samples=1000, color_by="labels", save_name="tsne.png")
     """
 
     def __init__(
@@ -90,7 +92,11 @@ class Posterior(ClusteringMixin):
         if indices is not None and shuffle:
             raise ValueError("indices is mutually exclusive with shuffle")
         if indices is None:
-            sampler = RandomSampler(gene_dataset) if shuffle else SequentialSampler(gene_dataset)
+            sampler = (
+                RandomSampler(gene_dataset)
+                if shuffle
+                else SequentialSampler(gene_dataset)
+            )
         else:
             indices = np.asarray(indices)
             if indices.dtype == np.bool_:
@@ -134,7 +140,9 @@ class Posterior(ClusteringMixin):
         posterior = copy.copy(self)
         posterior.data_loader_kwargs = dict(self.data_loader_kwargs)
         posterior.data_loader_kwargs.update(data_loader_kwargs)
-        posterior.data_loader = DataLoader(self.gene_dataset, **posterior.data_loader_kwargs)
+        posterior.data_loader = DataLoader(
+            self.gene_dataset, **posterior.data_loader_kwargs
+        )
         return posterior
 
     def sequential(self, batch_size: int = 128) -> "Posterior":
@@ -145,7 +153,9 @@ class Posterior(ClusteringMixin):
 
     def corrupted(self) -> "Posterior":
         """A copy that reads the dataset's ``corrupted_X`` instead of ``X``."""
-        return self.update({"collate_fn": self.gene_dataset.collate_fn_builder(corrupted=True)})
+        return self.update(
+            {"collate_fn": self.gene_dataset.collate_fn_builder(corrupted=True)}
+        )
 
     def uncorrupted(self) -> "Posterior":
         """A copy that reads the dataset's ``X``."""
@@ -178,7 +188,9 @@ class Posterior(ClusteringMixin):
         return ll
 
     @torch.no_grad()
-    def get_latent(self, sample: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def get_latent(
+        self, sample: bool = False
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Latent representation of the cells, with their batches and labels.
 
         Parameters
@@ -192,7 +204,9 @@ class Posterior(ClusteringMixin):
         """
         latent, batch_indices, labels = [], [], []
         for x, _, _, batch_index, label in self._minibatches():
-            latent.append(self.model.sample_from_posterior_z(x, give_mean=not sample).cpu())
+            latent.append(
+                self.model.sample_from_posterior_z(x, give_mean=not sample).cpu()
+            )
             batch_indices.append(batch_index.cpu())
             labels.append(label.cpu())
         return (
@@ -206,7 +220,9 @@ class Posterior(ClusteringMixin):
         for tensors in self:
             yield tensors[:5]
 
-    def _collect(self, func: Callable[..., torch.Tensor], posterior: Optional["Posterior"] = None) -> np.ndarray:
+    def _collect(
+        self, func: Callable[..., torch.Tensor], posterior: Optional["Posterior"] = None
+    ) -> np.ndarray:
         """Concatenate ``func(x, batch_index, labels)`` over minibatches, on the CPU."""
         results = [
             func(x, batch_index, labels).cpu().numpy()
@@ -218,7 +234,9 @@ class Posterior(ClusteringMixin):
     def get_sample_scale(self) -> np.ndarray:
         """Expression frequencies ``px_scale`` of every cell at a posterior sample, ``(n_cells, n_genes)``."""
         return self._collect(
-            lambda x, b, y: self.model.get_sample_scale(x, batch_index=b, y=y, n_samples=1)
+            lambda x, b, y: self.model.get_sample_scale(
+                x, batch_index=b, y=y, n_samples=1
+            )
         )
 
     @torch.no_grad()
@@ -226,7 +244,9 @@ class Posterior(ClusteringMixin):
         """Imputed expression: the NB mean ``px_rate``, averaged over ``n_samples`` posterior samples."""
 
         def rate(x, b, y):
-            px_rate = self.model.get_sample_rate(x, batch_index=b, y=y, n_samples=n_samples)
+            px_rate = self.model.get_sample_rate(
+                x, batch_index=b, y=y, n_samples=n_samples
+            )
             return px_rate.mean(dim=0) if n_samples > 1 else px_rate
 
         return self._collect(rate).squeeze()
@@ -241,7 +261,9 @@ class Posterior(ClusteringMixin):
     @torch.no_grad()
     def get_harmonized_scale(self, fixed_batch: int) -> np.ndarray:
         """Expression frequencies of every cell decoded as if it came from batch ``fixed_batch``."""
-        return self._collect(lambda x, b, y: self.model.scale_from_z(x, float(fixed_batch)))
+        return self._collect(
+            lambda x, b, y: self.model.scale_from_z(x, float(fixed_batch))
+        )
 
     def _observation_model(self, outputs: Dict[str, torch.Tensor]) -> NegativeBinomial:
         """The count distribution defined by a model's inference outputs."""
@@ -253,7 +275,9 @@ class Posterior(ClusteringMixin):
             )
         if reconstruction_loss == "zinb":
             return ZeroInflatedNegativeBinomial(
-                mu=outputs["px_rate"], theta=outputs["px_r"], zi_logits=outputs["px_dropout"]
+                mu=outputs["px_rate"],
+                theta=outputs["px_r"],
+                zi_logits=outputs["px_dropout"],
             )
         return NegativeBinomial(mu=outputs["px_rate"], theta=outputs["px_r"])
 
@@ -281,8 +305,12 @@ class Posterior(ClusteringMixin):
         observed counts, ``(n_cells, n_genes)``.
         """
         x_old, x_new = [], []
-        for x, _, _, batch_index, labels in self.update({"batch_size": batch_size})._minibatches():
-            outputs = self.model.inference(x, batch_index=batch_index, y=labels, n_samples=n_samples)
+        for x, _, _, batch_index, labels in self.update(
+            {"batch_size": batch_size}
+        )._minibatches():
+            outputs = self.model.inference(
+                x, batch_index=batch_index, y=labels, n_samples=n_samples
+            )
             samples = self._observation_model(outputs).sample()
             if n_samples == 1:
                 samples = samples.unsqueeze(0)
@@ -305,7 +333,9 @@ class Posterior(ClusteringMixin):
         """
         dropout, mean, dispersion = [], [], []
         for x, _, _, batch_index, labels in self.sequential(1000)._minibatches():
-            outputs = self.model.inference(x, batch_index=batch_index, y=labels, n_samples=1)
+            outputs = self.model.inference(
+                x, batch_index=batch_index, y=labels, n_samples=1
+            )
             px_rate = outputs["px_rate"]
             dropout.append(outputs["px_dropout"].cpu().numpy())
             mean.append(px_rate.cpu().numpy())
