@@ -339,6 +339,9 @@ class LDVAE(VAE):
     def _build_decoder(
         self, n_latent: int, n_input: int, n_batch: int, n_layers: int, n_hidden: int
     ) -> nn.Module:
+        # scVI 0.5 built the deep decoder first and then replaced it; drawing its initial
+        # weights too keeps the random stream, and so a seeded initialisation, identical.
+        super()._build_decoder(n_latent, n_input, n_batch, n_layers, n_hidden)
         return LinearDecoderSCVI(
             n_latent, n_input, n_cat_list=[n_batch], n_layers=n_layers, n_hidden=n_hidden
         )

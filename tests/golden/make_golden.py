@@ -135,12 +135,29 @@ def _inputs(n_cells: int, n_genes: int, n_batch: int, n_labels: int, seed: int):
 # --------------------------------------------------------------------------------------
 
 
-def _try(fn: Callable[[], Any]) -> Optional[str]:
+def _try(
+    fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Tuple[Any, Optional[str]]:
+    """``(fn(*args, **kwargs), None)``, or ``(None, message)`` if the original raised."""
     try:
-        fn()
+        return fn(*args, **kwargs), None
     except Exception as err:  # the point is to record whatever the original raises
-        return f"{type(err).__name__}: {err}".splitlines()[0][:300]
-    return None
+        return None, f"{type(err).__name__}: {err}".splitlines()[0][:300]
+
+
+def _run_eval(model: torch.nn.Module, tensors: Tuple[torch.Tensor, ...]) -> None:
+    x, batch, labels, l_mean, l_var = tensors
+    model.eval()
+    with torch.no_grad():
+        model.inference(x, batch, labels)
+        model(x, l_mean, l_var, batch, labels)
+
+
+def _run_train(model: torch.nn.Module, tensors: Tuple[torch.Tensor, ...]) -> None:
+    x, batch, labels, l_mean, l_var = tensors
+    model.train()
+    loss, kl_local, _ = model(x, l_mean, l_var, batch, labels)
+    (loss + kl_local).mean().backward()
 
 
 def make_state_dict_parity() -> Dict[str, Any]:
@@ -163,17 +180,11 @@ def make_state_dict_parity() -> Dict[str, Any]:
         kwargs = {k: v for k, v in cfg.items() if k != "model"}
         entry: Dict[str, Any] = dict(cfg)
         torch.manual_seed(0)
-        holder: Dict[str, Any] = {}
-
-        def build() -> None:
-            holder["model"] = MODELS[cfg["model"]](**dims, **kwargs)
-
-        error = _try(build)
+        model, error = _try(MODELS[cfg["model"]], **dims, **kwargs)
         if error is not None:
             entry.update(status="construct_error", error=error, layout=None)
             entries.append(entry)
             continue
-        model = holder["model"]
         layout = [[k, list(v.shape)] for k, v in model.state_dict().items()]
         key = json.dumps(layout)
         if key not in layout_index:
@@ -181,22 +192,10 @@ def make_state_dict_parity() -> Dict[str, Any]:
             layouts.append(layout)
         entry["layout"] = layout_index[key]
 
-        x, batch, labels, l_mean, l_var = _inputs(
-            6, dims["n_input"], cfg["n_batch"], cfg["n_labels"], seed=1
+        tensors = _inputs(6, dims["n_input"], cfg["n_batch"], cfg["n_labels"], seed=1)
+        error = (
+            _try(_run_eval, model, tensors)[1] or _try(_run_train, model, tensors)[1]
         )
-
-        def run_eval() -> None:
-            model.eval()
-            with torch.no_grad():
-                model.inference(x, batch, labels)
-                model(x, l_mean, l_var, batch, labels)
-
-        def run_train() -> None:
-            model.train()
-            loss, kl_local, _ = model(x, l_mean, l_var, batch, labels)
-            (loss + kl_local).mean().backward()
-
-        error = _try(run_eval) or _try(run_train)
         if error is None:
             entry.update(status="ok", error=None)
         else:
@@ -327,14 +326,10 @@ def make_numeric_case(name: str, model_name: str, kwargs: Dict[str, Any], seed: 
     rng["scale_from_z_batch1"] = _seeded(lambda: model.scale_from_z(x, 1))
     # With n_samples > 1 the original re-expands the covariates at every hidden layer
     # of a conditioned FCLayers, which crashes for n_layers >= 2; record that instead.
-    holder: Dict[str, Any] = {}
-    out["inference3_error"] = _try(
-        lambda: holder.update(
-            inf=_seeded(lambda: model.inference(x, batch, labels, n_samples=3))
-        )
+    inf3, out["inference3_error"] = _try(
+        _seeded, lambda: model.inference(x, batch, labels, n_samples=3)
     )
     if out["inference3_error"] is None:
-        inf3 = holder["inf"]
         for key in ("z", "library", "px_scale", "px_rate"):
             rng[f"inference3_{key}"] = inf3[key]
         if dispersion != "gene-cell":
@@ -344,9 +339,7 @@ def make_numeric_case(name: str, model_name: str, kwargs: Dict[str, Any], seed: 
     # and the running statistics after one such pass.
     model.train()
     with torch.no_grad():
-        det["train_posterior_z_mean"] = model.sample_from_posterior_z(
-            x, give_mean=True
-        )
+        det["train_posterior_z_mean"] = model.sample_from_posterior_z(x, give_mean=True)
     running_after = {
         k: _clone(v)
         for k, v in model.state_dict().items()
@@ -388,7 +381,7 @@ def write_numeric(out: Path) -> None:
                 "outputs were produced right after torch.manual_seed(sampling_seed) "
                 "and only match if the random stream is consumed in the same order."
             ),
-            torch_version=torch.__version__,
+            torch_version=str(torch.__version__),
         )
         torch.save(case, out / f"vae_numeric_{name}.pt")
 
@@ -399,8 +392,13 @@ def make_log_likelihood() -> Dict[str, Any]:
     mus = [1e-3, 0.05, 0.7, 6.0, 300.0, 2e4]
     thetas = [1e-3, 0.02, 0.3, 1.0, 6.0, 80.0, 2e3, 1e5]
     pis = [-6.0, -1.0, 0.5, 5.0]
-    grid = torch.tensor(list(itertools.product(xs, mus, thetas, pis)), dtype=torch.float64)
-    x, mu, theta, pi = grid.unbind(dim=1)
+    grid = torch.tensor(
+        list(itertools.product(xs, mus, thetas, pis)), dtype=torch.float64
+    )
+    # 2-D (rows: x and mu, columns: theta and pi) so that theta is never 1-D here: the
+    # original views a 1-D theta as (1, n_genes), which would make 1-D outputs 2-D.
+    shape = (len(xs) * len(mus), len(thetas) * len(pis))
+    x, mu, theta, pi = (v.reshape(shape) for v in grid.unbind(dim=1))
 
     gen = torch.Generator().manual_seed(7)
     n_cells, n_genes = 24, 20
@@ -541,15 +539,19 @@ def make_training(seeds: List[int]) -> Dict[str, Any]:
 
     def summary(key: str) -> Dict[str, float]:
         v = np.array([r[key] for r in runs])
-        return dict(mean=float(v.mean()), std=float(v.std(ddof=1)), min=float(v.min()),
-                    max=float(v.max()))
+        return dict(
+            mean=float(v.mean()),
+            std=float(v.std(ddof=1)),
+            min=float(v.min()),
+            max=float(v.max()),
+        )
 
     return dict(
         description="Original scVI 0.5.0 trained on the embedded PBMC dataset.",
         settings=TRAINING,
         environment=dict(
             scvi=scvi.__version__,
-            torch=torch.__version__,
+            torch=str(torch.__version__),
             numpy=np.__version__,
             python=platform.python_version(),
             torch_threads=torch.get_num_threads(),
@@ -562,8 +564,10 @@ def make_training(seeds: List[int]) -> Dict[str, Any]:
             cell_types=[str(c) for c in ds.cell_types],
         ),
         runs=runs,
-        summary={k: summary(k) for k in ("test_elbo", "train_elbo", "test_marginal_ll",
-                                         "train_seconds")},
+        summary={
+            k: summary(k)
+            for k in ("test_elbo", "train_elbo", "test_marginal_ll", "train_seconds")
+        },
     )
 
 
@@ -583,7 +587,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_default_dtype(torch.float32)
 
     parity = make_state_dict_parity()
-    (out / "state_dict_parity.json").write_text(json.dumps(parity, separators=(",", ":")))
+    (out / "state_dict_parity.json").write_text(
+        json.dumps(parity, separators=(",", ":"))
+    )
     write_numeric(out)
     torch.save(make_log_likelihood(), out / "log_likelihood.pt")
     if not args.skip_training:
