@@ -5,6 +5,7 @@ import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from typing import Optional
@@ -14,10 +15,19 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 _CHUNK_SIZE = 1 << 16
+# Transient failures (timeouts, dropped connections, HTTP 408/429/5xx) are retried
+# this many times in all, waiting _RETRY_DELAY seconds, doubled after each failure.
+_ATTEMPTS = 3
+_RETRY_DELAY = 0.5
+_TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class DownloadError(OSError):
     """A download failed or gave a file of the wrong size or checksum."""
+
+
+class _TransientDownloadError(DownloadError):
+    """A failure that may go away when the download is tried again."""
 
 
 def _download(
@@ -34,6 +44,8 @@ def _download(
     The data goes to a temporary file in the same folder, renamed only once it is
     complete: its size matches the server's Content-Length and, when given, its
     SHA-256 / MD5 digests match. On failure the temporary file is removed.
+    Transient failures (timeouts, dropped connections, HTTP 408/429/5xx) are
+    retried; errors name the URL and the path where the file can be put by hand.
 
     Parameters
     ----------
@@ -66,6 +78,44 @@ def _download(
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     logger.info("Downloading file at %s", path)
+    manual = (
+        f" To work offline, download {url} by hand and save it as "
+        f"{os.path.abspath(path)}."
+    )
+    attempt, delay = 1, _RETRY_DELAY
+    while True:
+        try:
+            _fetch_to(url, path, folder, sha256, md5, progress_bar, timeout)
+            return path
+        except _TransientDownloadError as error:
+            if attempt >= _ATTEMPTS:
+                raise DownloadError(
+                    f"{error} (gave up after {attempt} attempts).{manual}"
+                ) from error
+            attempt += 1
+            logger.warning(
+                "%s; retrying in %.1f s (attempt %d of %d).",
+                error,
+                delay,
+                attempt,
+                _ATTEMPTS,
+            )
+            time.sleep(delay)
+            delay *= 2
+        except DownloadError as error:
+            raise DownloadError(f"{error}{manual}") from error
+
+
+def _fetch_to(
+    url: str,
+    path: str,
+    folder: str,
+    sha256: Optional[str],
+    md5: Optional[str],
+    progress_bar: Optional[bool],
+    timeout: float,
+) -> None:
+    """One download attempt into a temporary file, renamed to ``path`` if valid."""
     handle, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder
     )
@@ -84,7 +134,6 @@ def _download(
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
-    return path
 
 
 def _fetch(
@@ -94,8 +143,18 @@ def _fetch(
     hashers = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        error.close()  # the error holds the response and its connection
+        kind = (
+            _TransientDownloadError
+            if error.code in _TRANSIENT_HTTP_CODES
+            else DownloadError
+        )
+        raise kind(f"Could not download {url}: {error}") from error
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise DownloadError(f"Could not download {url}: {error}") from error
+        missing = isinstance(getattr(error, "reason", error), FileNotFoundError)
+        kind = DownloadError if missing else _TransientDownloadError
+        raise kind(f"Could not download {url}: {error}") from error
     with response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length is not None and length.isdigit() else None
@@ -112,7 +171,7 @@ def _fetch(
                 try:
                     block = response.read(_CHUNK_SIZE)
                 except (http.client.HTTPException, OSError) as error:
-                    raise DownloadError(
+                    raise _TransientDownloadError(
                         f"Download of {url} interrupted after {received} bytes: "
                         f"{error!r}"
                     ) from error
@@ -124,7 +183,7 @@ def _fetch(
                 received += len(block)
                 bar.update(len(block))
     if expected is not None and received != expected:
-        raise DownloadError(
+        raise _TransientDownloadError(
             f"Incomplete download of {url}: received {received} of {expected} bytes. "
             "Try again; nothing was saved."
         )

@@ -3,20 +3,17 @@
 import logging
 import os
 import warnings
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import anndata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp_sparse
 
-from ._helpers import row_sums
+from ._helpers import CellMeasurement, row_sums
 from .dataset import DownloadableDataset, GeneExpressionDataset
 
 logger = logging.getLogger(__name__)
-
-# Sparse matrices whose dense form is smaller than this are densified (as in 0.5).
-_DENSIFY_BELOW_BYTES = 1e9
 
 
 def _check_missing(column: pd.Series, name: str) -> None:
@@ -89,9 +86,6 @@ def _count_matrix(ad: anndata.AnnData):
     if isinstance(X, pd.DataFrame):
         return X.to_numpy(copy=True)
     if sp_sparse.issparse(X):
-        if np.prod(X.shape, dtype=np.float64) * X.dtype.itemsize < _DENSIFY_BELOW_BYTES:
-            logger.info("Dense size under 1Gb, casting to dense format (np.ndarray).")
-            return X.toarray()
         return sp_sparse.csr_matrix(X, copy=True)
     return np.array(X, copy=True)
 
@@ -160,6 +154,31 @@ def extract_data_from_anndata(
     )
 
 
+def _measurements(obsm: dict, uns: dict) -> List[CellMeasurement]:
+    """obsm matrices whose column names are in uns, as cell measurements.
+
+    The names are looked up as ``uns["<stem>_names"]`` (``protein_expression`` ->
+    ``protein_names``, as :meth:`GeneExpressionDataset.to_anndata` writes them)
+    or ``uns["<name>_names"]``.
+    """
+    measurements = []
+    for name, value in obsm.items():
+        if getattr(value, "ndim", 0) != 2:
+            continue
+        stem = name[: -len("_expression")] if name.endswith("_expression") else name
+        for columns_name in dict.fromkeys([f"{stem}_names", f"{name}_names"]):
+            columns = uns.get(columns_name)
+            if columns is not None and len(columns) == value.shape[1]:
+                data = value if sp_sparse.issparse(value) else np.asarray(value)
+                measurements.append(
+                    CellMeasurement(
+                        name, data, columns_name, np.asarray(columns).astype(str)
+                    )
+                )
+                break
+    return measurements
+
+
 def _populate_from_anndata(
     dataset: GeneExpressionDataset,
     ad: anndata.AnnData,
@@ -170,7 +189,9 @@ def _populate_from_anndata(
     """Fill ``dataset`` from ``ad``, dropping cells without counts.
 
     The AnnData annotations are kept as ``obs``, ``obsm``, ``var``, ``varm`` and
-    ``uns`` attributes, with ``obs``/``obsm`` restricted to the cells kept.
+    ``uns`` attributes, with ``obs``/``obsm`` restricted to the cells kept; obsm
+    matrices with column names in uns (e.g. ``protein_expression`` with
+    ``protein_names``) also become cell measurements.
     """
     X, batch_indices, labels, gene_names, cell_types, obs, obsm, var, varm, uns = (
         extract_data_from_anndata(
@@ -195,6 +216,7 @@ def _populate_from_anndata(
     dataset.uns = dict(uns.items())
     dataset.populate_from_data(
         X=X,
+        Ys=_measurements(dataset.obsm, dataset.uns),
         batch_indices=batch_indices,
         labels=labels,
         gene_names=gene_names,

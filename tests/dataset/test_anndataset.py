@@ -13,7 +13,6 @@ from scvi.dataset import (
     CellMeasurement,
     DownloadableAnnDataset,
     GeneExpressionDataset,
-    anndataset,
 )
 from scvi.dataset.anndataset import extract_data_from_anndata
 
@@ -49,8 +48,8 @@ def small_anndata(sparse=True):
 def test_pbmc_round_trip(pbmc):
     ds = AnnDatasetFromAnnData(pbmc, ctype_label="cell_type")
     assert (ds.nb_cells, ds.nb_genes) == (7480, 200)
-    assert isinstance(ds.X, np.ndarray)
-    np.testing.assert_array_equal(ds.X, pbmc.X.toarray())
+    assert sp_sparse.isspmatrix_csr(ds.X)
+    np.testing.assert_array_equal(ds.X.toarray(), pbmc.X.toarray())
     np.testing.assert_array_equal(
         ds.gene_names, np.char.upper(pbmc.var_names.to_numpy().astype(str))
     )
@@ -59,12 +58,12 @@ def test_pbmc_round_trip(pbmc):
     np.testing.assert_array_equal(ds.cell_types[ds.labels.ravel()], names)
     assert ds.n_batches == 1
     back = ds.to_anndata()
-    np.testing.assert_array_equal(back.X, pbmc.X.toarray())
+    np.testing.assert_array_equal(back.X.toarray(), pbmc.X.toarray())
     np.testing.assert_array_equal(back.obs["cell_types"].astype(str), names)
     np.testing.assert_array_equal(back.obs["labels"], ds.labels.ravel())
     np.testing.assert_array_equal(back.var_names, ds.gene_names)
     again = AnnDatasetFromAnnData(back)
-    np.testing.assert_array_equal(again.X, ds.X)
+    np.testing.assert_array_equal(again.X.toarray(), ds.X.toarray())
     np.testing.assert_array_equal(again.labels, ds.labels)
     np.testing.assert_array_equal(again.cell_types, ds.cell_types)
     np.testing.assert_array_equal(again.local_means, ds.local_means)
@@ -123,20 +122,18 @@ def test_missing_annotation_values_raise():
         AnnDatasetFromAnnData(ad, ctype_label="kind")
 
 
-def test_extract_data_from_anndata(monkeypatch):
+def test_extract_data_from_anndata():
     ad = small_anndata()
     result = extract_data_from_anndata(ad, batch_label="batch", ctype_label="kind")
     X, batch_indices, labels, gene_names, cell_types, obs, obsm, var, varm, uns = result
-    assert isinstance(X, np.ndarray)
-    np.testing.assert_array_equal(X, ad.X.toarray())
+    assert sp_sparse.isspmatrix_csr(X)
+    np.testing.assert_array_equal(X.toarray(), ad.X.toarray())
     np.testing.assert_array_equal(gene_names, [f"gene{i}" for i in range(5)])
     np.testing.assert_array_equal(batch_indices, [1, 0, 1] * 4)
     np.testing.assert_array_equal(cell_types[labels], ad.obs["kind"].astype(str))
     assert obs is ad.obs and var is ad.var
-    monkeypatch.setattr(anndataset, "_DENSIFY_BELOW_BYTES", 0)
-    X_sparse = extract_data_from_anndata(ad)[0]
-    assert sp_sparse.isspmatrix_csr(X_sparse)
-    X_sparse.data[:] = -1
+    # the caller's matrix is copied, never shared
+    X.data[:] = -1
     assert ad.X.data.min() >= 0
 
 
@@ -179,7 +176,7 @@ def test_to_anndata_keeps_sparsity_and_annotations(tmp_path):
     ad = ds.to_anndata()
     ad.write_h5ad(path)
     back = AnnDatasetFromAnnData(anndata.read_h5ad(path))
-    np.testing.assert_array_equal(back.X, X.toarray())
+    np.testing.assert_array_equal(back.X.toarray(), X.toarray())
     np.testing.assert_array_equal(back.labels, ds.labels)
     np.testing.assert_array_equal(back.batch_indices, ds.batch_indices)
     with pytest.raises(ValueError, match="populate"):
@@ -193,7 +190,7 @@ def test_downloadable_anndataset_reads_local_file(tmp_path, shared_data):
     ds = DownloadableAnnDataset("TM_droplet_mat.h5ad", save_path=str(tmp_path))
     expected = anndata.read_h5ad(source)
     totals = np.asarray(expected.X.sum(axis=1)).ravel()
-    np.testing.assert_array_equal(ds.X, expected.X.toarray()[totals >= 1])
+    np.testing.assert_array_equal(ds.X.toarray(), expected.X.toarray()[totals >= 1])
     np.testing.assert_array_equal(
         ds.gene_names, np.char.upper(expected.var_names.to_numpy().astype(str))
     )
