@@ -26,20 +26,30 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m scvi", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--n-epochs", type=int, default=100, help="training epochs (100)")
+    parser.add_argument(
+        "--n-epochs", type=int, default=100, help="training epochs (100)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
-        "--n-mc-samples", type=int, default=100, help="samples of the marginal likelihood (100)"
+        "--n-mc-samples",
+        type=int,
+        default=100,
+        help="samples of the marginal likelihood (100)",
     )
     parser.add_argument(
-        "--embedding", choices=("tsne", "pca"), default="tsne", help="2-D plot method (tsne)"
+        "--embedding",
+        choices=("tsne", "pca"),
+        default="tsne",
+        help="2-D plot method (tsne)",
     )
     parser.add_argument(
         "--output", default="scvi_demo_output", help="output folder (scvi_demo_output)"
     )
     parser.add_argument("--use-cuda", action="store_true", help="train on the GPU")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar, warnings only"
+    )
     return parser.parse_args(argv)
 
 
@@ -53,7 +63,9 @@ def _embed(latent: np.ndarray, method: str, seed: int) -> np.ndarray:
     return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(latent)
 
 
-def _plot(coords: np.ndarray, labels: np.ndarray, names: np.ndarray, path: str, title: str) -> None:
+def _plot(
+    coords: np.ndarray, labels: np.ndarray, names: np.ndarray, path: str, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +75,13 @@ def _plot(coords: np.ndarray, labels: np.ndarray, names: np.ndarray, path: str, 
     cmap = plt.get_cmap("tab10")
     for k, name in enumerate(names):
         mask = labels == k
-        ax.scatter(coords[mask, 0], coords[mask, 1], s=3, color=cmap(k % 10), label=f"{name} ({mask.sum()})")
+        ax.scatter(
+            coords[mask, 0],
+            coords[mask, 1],
+            s=3,
+            color=cmap(k % 10),
+            label=f"{name} ({mask.sum()})",
+        )
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -108,7 +126,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     np.savetxt(latent_path, rows, fmt="%s", delimiter=",", header=header, comments="")
     plot_path = os.path.join(args.output, f"latent_{args.embedding}.png")
     coords = _embed(latent, args.embedding, args.seed)
-    _plot(coords, labels, dataset.cell_types, plot_path, f"scVI latent space ({args.embedding})")
+    _plot(
+        coords,
+        labels,
+        dataset.cell_types,
+        plot_path,
+        f"scVI latent space ({args.embedding})",
+    )
 
     report = [
         f"cells x genes: {dataset.nb_cells} x {dataset.nb_genes}; "

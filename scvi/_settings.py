@@ -62,7 +62,9 @@ def set_verbosity(level: Union[str, int]) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(
             DispatchingFormatter(
-                logging.Formatter("[%(asctime)s] %(levelname)s - %(name)s | %(message)s"),
+                logging.Formatter(
+                    "[%(asctime)s] %(levelname)s - %(name)s | %(message)s"
+                ),
                 {"scvi.autotune": autotune_formatter},
             )
         )

@@ -1,9 +1,9 @@
 """Training loops (trainers) and posterior analysis."""
 
-from .posterior import Posterior
-from .trainer import Trainer
 from .inference import AdapterTrainer, UnsupervisedTrainer
+from .posterior import Posterior
 from .total_inference import TotalPosterior, TotalTrainer
+from .trainer import Trainer
 
 __all__ = [
     "Trainer",

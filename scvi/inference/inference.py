@@ -56,14 +56,16 @@ class UnsupervisedTrainer(Trainer):
         super().__init__(model, gene_dataset, **kwargs)
         self.n_epochs_kl_warmup = n_epochs_kl_warmup
         if normalize_loss is None:
-            normalize_loss = getattr(self.model, "reconstruction_loss", None) != "autozinb"
+            normalize_loss = (
+                getattr(self.model, "reconstruction_loss", None) != "autozinb"
+            )
         self.normalize_loss = normalize_loss
         self.kl_weight = 1.0
         # Number of cells the minibatch losses are scaled to (eq. 8 of Kingma & Welling).
         self.n_samples = 1.0
         if type(self) is UnsupervisedTrainer:
-            self.train_set, self.test_set, self.validation_set = self.train_test_validation(
-                model, gene_dataset, train_size, test_size
+            self.train_set, self.test_set, self.validation_set = (
+                self.train_test_validation(model, gene_dataset, train_size, test_size)
             )
             for posterior in (self.train_set, self.test_set, self.validation_set):
                 posterior.to_monitor = ["elbo"]
@@ -79,7 +81,10 @@ class UnsupervisedTrainer(Trainer):
         reconst_loss, kl_local, kl_global = self.model(
             sample_batch, local_l_mean, local_l_var, batch_index, y
         )
-        loss = self.n_samples * torch.mean(reconst_loss + self.kl_weight * kl_local) + kl_global
+        loss = (
+            self.n_samples * torch.mean(reconst_loss + self.kl_weight * kl_local)
+            + kl_global
+        )
         if self.normalize_loss:
             loss = loss / self.n_samples
         return loss

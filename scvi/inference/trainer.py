@@ -37,7 +37,9 @@ def _split_sizes(n: int, train_size: Size, test_size: Size) -> Tuple[int, int]:
             return
         if isinstance(size, numbers.Integral):
             if not 0 < size < n:
-                raise ValueError(f"{name}={size} should be between 1 and {n - 1} cells.")
+                raise ValueError(
+                    f"{name}={size} should be between 1 and {n - 1} cells."
+                )
         elif isinstance(size, numbers.Real):
             if not 0 < size < 1:
                 raise ValueError(f"{name}={size} should be a fraction in (0, 1).")
@@ -131,7 +133,7 @@ class Trainer:
     ):
         self.model = model
         self.gene_dataset = gene_dataset
-        self._posteriors: "OrderedDict[str, Posterior]" = OrderedDict()
+        self._posteriors: OrderedDict[str, Posterior] = OrderedDict()
         self.seed = seed
 
         self.data_loader_kwargs = {"batch_size": 128, "pin_memory": use_cuda}
@@ -145,7 +147,9 @@ class Trainer:
         self.compute_metrics_time = 0.0
 
         self.metrics_to_monitor = set(
-            self.default_metrics_to_monitor if metrics_to_monitor is None else metrics_to_monitor
+            self.default_metrics_to_monitor
+            if metrics_to_monitor is None
+            else metrics_to_monitor
         )
         self.early_stopping = EarlyStopping(**(early_stopping_kwargs or {}))
         if self.early_stopping.early_stopping_metric:
@@ -154,7 +158,9 @@ class Trainer:
         self.use_cuda = use_cuda and torch.cuda.is_available()
         if self.use_cuda:
             self.model.cuda()
-        self.data_loader_kwargs["pin_memory"] = self.data_loader_kwargs["pin_memory"] and self.use_cuda
+        self.data_loader_kwargs["pin_memory"] = (
+            self.data_loader_kwargs["pin_memory"] and self.use_cuda
+        )
 
         self.frequency = frequency if not benchmark else None
         self.history: Dict[str, List[float]] = defaultdict(list)
@@ -176,9 +182,13 @@ class Trainer:
                 if posterior.nb_cells < 5:
                     logger.debug("%s is too small to track metrics (<5 cells)", name)
                     continue
-                metrics = [m for m in posterior.to_monitor if m not in self.metrics_to_monitor]
+                metrics = [
+                    m for m in posterior.to_monitor if m not in self.metrics_to_monitor
+                ]
                 for metric in metrics + sorted(self.metrics_to_monitor):
-                    self.history[f"{metric}_{name}"].append(getattr(posterior, metric)())
+                    self.history[f"{metric}_{name}"].append(
+                        getattr(posterior, metric)()
+                    )
             self.model.train()
         self.compute_metrics_time += time.time() - begin
 
@@ -253,7 +263,11 @@ class Trainer:
         self.model.eval()
         self.training_time += (time.time() - begin) - self.compute_metrics_time
         if self.frequency:
-            logger.debug("Training time: %i s. / %i epochs", int(self.training_time), self.n_epochs)
+            logger.debug(
+                "Training time: %i s. / %i epochs",
+                int(self.training_time),
+                self.n_epochs,
+            )
 
     def on_epoch_begin(self) -> None:
         """Hook called at the start of every epoch."""
@@ -302,10 +316,16 @@ class Trainer:
         self._posteriors[name.strip("_")] = value
 
     def corrupt_posteriors(
-        self, rate: float = 0.1, corruption: str = "uniform", update_corruption: bool = True
+        self,
+        rate: float = 0.1,
+        corruption: str = "uniform",
+        update_corruption: bool = True,
     ) -> None:
         """Corrupt the dataset (once) and switch every posterior to the corrupted counts."""
-        if update_corruption and getattr(self.gene_dataset, "corrupted_X", None) is None:
+        if (
+            update_corruption
+            and getattr(self.gene_dataset, "corrupted_X", None) is None
+        ):
             self.gene_dataset.corrupt(rate=rate, corruption=corruption)
         for name, posterior in self._posteriors.items():
             self.register_posterior(name, posterior.corrupted())
@@ -319,7 +339,9 @@ class Trainer:
         posteriors = self.__dict__.get("_posteriors")
         if posteriors is not None and name.strip("_") in posteriors:
             return posteriors[name.strip("_")]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
 
     def __delattr__(self, name: str) -> None:
         if name.strip("_") in self._posteriors:
@@ -357,7 +379,9 @@ class Trainer:
             permutation[n_test + n_train :],
         )
         return tuple(
-            self.create_posterior(model, gene_dataset, indices=indices, type_class=type_class)
+            self.create_posterior(
+                model, gene_dataset, indices=indices, type_class=type_class
+            )
             for indices in splits
         )
 
@@ -441,7 +465,9 @@ class EarlyStopping:
         sign = -1 if self.mode == "max" else 1
         self.current_performance = sign * np.inf
         self.best_performance = sign * np.inf
-        self.best_performance_state = (-1 if self.mode_save_state == "max" else 1) * np.inf
+        self.best_performance_state = (
+            -1 if self.mode_save_state == "max" else 1
+        ) * np.inf
         self.early_stopping_metric = early_stopping_metric
         self.save_best_state_metric = save_best_state_metric
         self.on = on
@@ -458,7 +484,8 @@ class EarlyStopping:
             valid = sorted(
                 name
                 for name in dir(posterior_class)
-                if getattr(getattr(posterior_class, name, None), "mode", None) in ("min", "max")
+                if getattr(getattr(posterior_class, name, None), "mode", None)
+                in ("min", "max")
             )
             raise ValueError(
                 f"{metric!r} cannot be monitored on {posterior_class.__name__}; use one of {valid}."

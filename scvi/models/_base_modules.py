@@ -364,4 +364,3 @@ class Decoder(nn.Module):
         """Return the mean and the variance (``exp`` of a linear map)."""
         p = self.decoder(x, *cat_list)
         return self.mean_decoder(p), torch.exp(self.var_decoder(p))
-

@@ -51,7 +51,9 @@ def _log_nb_from_terms(
     theta_term = -theta * torch.log1p(mu / (theta + eps))
 
     # Small theta: direct evaluation (no cancellation at these magnitudes).
-    small = torch.lgamma(x + theta) - torch.lgamma(theta) - x * torch.log(theta + mu + eps)
+    small = (
+        torch.lgamma(x + theta) - torch.lgamma(theta) - x * torch.log(theta + mu + eps)
+    )
     # Large theta: lgamma(x + t) - lgamma(t) - x log(t + mu) without cancellation.
     t = theta.clamp(min=_STIRLING_MIN)
     # log((x + t) / (t + mu + eps)): log1p of the ratio minus one while that is accurate,
@@ -220,7 +222,11 @@ def _importance_log_weights(
     if n_samples == 1:
         qz_m, qz_v, z = qz_m[None], qz_v[None], z[None]
         ql_m, ql_v, library = ql_m[None], ql_v[None], library[None]
-    px_r, px_rate, px_dropout = outputs["px_r"], outputs["px_rate"], outputs["px_dropout"]
+    px_r, px_rate, px_dropout = (
+        outputs["px_r"],
+        outputs["px_rate"],
+        outputs["px_dropout"],
+    )
     if bernoulli_params is None:
         reconst_loss = vae.get_reconstruction_loss(x, px_rate, px_r, px_dropout)
     else:
@@ -275,7 +281,9 @@ def compute_marginal_log_likelihood_autozi(
     alpha_prior, beta_prior = ab["alpha_prior"], ab["beta_prior"]
     alpha_post, beta_post = ab["alpha_posterior"], ab["beta_posterior"]
     for i in range(n_samples_mc):
-        bernoulli_params = autozivae.sample_from_beta_distribution(alpha_post, beta_post)
+        bernoulli_params = autozivae.sample_from_beta_distribution(
+            alpha_post, beta_post
+        )
         for x, local_l_mean, local_l_var, batch_index, labels in _first_five(posterior):
             params = autozivae.reshape_bernoulli(bernoulli_params, batch_index, labels)
             log_w = _importance_log_weights(

@@ -40,7 +40,9 @@ def broadcast_labels(
         ys = enumerate_discrete(o[0], n_broadcast)
         new_o = iterate(
             o,
-            lambda x: x.repeat(n_broadcast, 1) if x.dim() == 2 else x.repeat(n_broadcast),
+            lambda x: (
+                x.repeat(n_broadcast, 1) if x.dim() == 2 else x.repeat(n_broadcast)
+            ),
         )
     else:
         ys = one_hot(y, n_broadcast)
@@ -64,7 +66,5 @@ def enumerate_discrete(x: torch.Tensor, y_dim: int) -> torch.Tensor:
 def check_option(name: str, value: str, valid: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``valid``; otherwise raise a ValueError listing them."""
     if value not in valid:
-        raise ValueError(
-            f"{name} must be one of {list(valid)}, but got {value!r}."
-        )
+        raise ValueError(f"{name} must be one of {list(valid)}, but got {value!r}.")
     return value

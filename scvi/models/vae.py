@@ -8,8 +8,8 @@ from torch import nn
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as kl
 
-from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
 from scvi.models._base_modules import DecoderSCVI, Encoder, LinearDecoderSCVI
+from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
 from scvi.models.utils import check_option, one_hot
 
 _DISPERSIONS = ("gene", "gene-batch", "gene-label", "gene-cell")
@@ -86,18 +86,28 @@ class VAE(nn.Module):
             self.px_r = nn.Parameter(torch.randn(n_input, self._n_categories(n_labels)))
 
         self.z_encoder = Encoder(
-            n_input, n_latent, n_layers=n_layers, n_hidden=n_hidden, dropout_rate=dropout_rate
+            n_input,
+            n_latent,
+            n_layers=n_layers,
+            n_hidden=n_hidden,
+            dropout_rate=dropout_rate,
         )
         self.l_encoder = Encoder(
             n_input, 1, n_layers=1, n_hidden=n_hidden, dropout_rate=dropout_rate
         )
-        self.decoder = self._build_decoder(n_latent, n_input, n_batch, n_layers, n_hidden)
+        self.decoder = self._build_decoder(
+            n_latent, n_input, n_batch, n_layers, n_hidden
+        )
 
     def _build_decoder(
         self, n_latent: int, n_input: int, n_batch: int, n_layers: int, n_hidden: int
     ) -> nn.Module:
         return DecoderSCVI(
-            n_latent, n_input, n_cat_list=[n_batch], n_layers=n_layers, n_hidden=n_hidden
+            n_latent,
+            n_input,
+            n_cat_list=[n_batch],
+            n_layers=n_layers,
+            n_hidden=n_hidden,
         )
 
     def _n_categories(self, n: int) -> int:
@@ -111,7 +121,9 @@ class VAE(nn.Module):
     def _encoder_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.log1p(x) if self.log_variational else x
 
-    def get_latents(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+    def get_latents(
+        self, x: torch.Tensor, y: Optional[torch.Tensor] = None
+    ) -> List[torch.Tensor]:
         """Return ``[sample_from_posterior_z(x, y)]``."""
         return [self.sample_from_posterior_z(x, y)]
 
@@ -173,7 +185,9 @@ class VAE(nn.Module):
             return -log_zinb_positive(x, px_rate, px_r, px_dropout).sum(dim=-1)
         return -log_nb_positive(x, px_rate, px_r).sum(dim=-1)
 
-    def scale_from_z(self, sample_batch: torch.Tensor, fixed_batch: float) -> torch.Tensor:
+    def scale_from_z(
+        self, sample_batch: torch.Tensor, fixed_batch: float
+    ) -> torch.Tensor:
         """Expression frequencies of ``sample_batch`` decoded as if every cell came from ``fixed_batch``."""
         z = self.z_encoder(self._encoder_input(sample_batch))[2]
         ones = torch.ones_like(sample_batch[:, [0]])
@@ -266,7 +280,8 @@ class VAE(nn.Module):
         outputs = self.inference(x, batch_index, y)
         qz_m, qz_v = outputs["qz_m"], outputs["qz_v"]
         kl_divergence_z = kl(
-            Normal(qz_m, qz_v.sqrt()), Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v))
+            Normal(qz_m, qz_v.sqrt()),
+            Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
         ).sum(dim=1)
         kl_divergence_l = kl(
             Normal(outputs["ql_m"], outputs["ql_v"].sqrt()),
@@ -343,7 +358,11 @@ class LDVAE(VAE):
         # weights too keeps the random stream, and so a seeded initialisation, identical.
         super()._build_decoder(n_latent, n_input, n_batch, n_layers, n_hidden)
         return LinearDecoderSCVI(
-            n_latent, n_input, n_cat_list=[n_batch], n_layers=n_layers, n_hidden=n_hidden
+            n_latent,
+            n_input,
+            n_cat_list=[n_batch],
+            n_layers=n_layers,
+            n_hidden=n_hidden,
         )
 
     def get_loadings(self) -> Iterator[nn.Parameter]:
