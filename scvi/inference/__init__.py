@@ -2,6 +2,7 @@
 
 from .inference import AdapterTrainer, UnsupervisedTrainer
 from .posterior import Posterior
+from .jvae_trainer import JVAETrainer
 from .total_inference import TotalPosterior, TotalTrainer
 from .trainer import Trainer
 
@@ -10,6 +11,7 @@ __all__ = [
     "Posterior",
     "UnsupervisedTrainer",
     "AdapterTrainer",
+    "JVAETrainer",
     "TotalPosterior",
     "TotalTrainer",
 ]

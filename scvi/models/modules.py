@@ -12,6 +12,7 @@ from scvi.models._base_modules import (
     LinearDecoderSCVI,
     reparameterize_gaussian,
 )
+from scvi.models._modules_jvae import MultiDecoder, MultiEncoder
 from scvi.models._modules_totalvi import DecoderTOTALVI, EncoderTOTALVI
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "DecoderSCVI",
     "LinearDecoderSCVI",
     "Decoder",
+    "MultiEncoder",
+    "MultiDecoder",
     "DecoderTOTALVI",
     "EncoderTOTALVI",
     "reparameterize_gaussian",
