@@ -1,6 +1,12 @@
 """Training loops (trainers) and posterior analysis."""
 
 from .inference import AdapterTrainer, UnsupervisedTrainer
+from .annotation import (
+    AlternateSemiSupervisedTrainer,
+    ClassifierTrainer,
+    JointSemiSupervisedTrainer,
+    SemiSupervisedTrainer,
+)
 from .posterior import Posterior
 from .jvae_trainer import JVAETrainer
 from .total_inference import TotalPosterior, TotalTrainer
@@ -11,6 +17,10 @@ __all__ = [
     "Posterior",
     "UnsupervisedTrainer",
     "AdapterTrainer",
+    "JointSemiSupervisedTrainer",
+    "SemiSupervisedTrainer",
+    "AlternateSemiSupervisedTrainer",
+    "ClassifierTrainer",
     "JVAETrainer",
     "TotalPosterior",
     "TotalTrainer",
