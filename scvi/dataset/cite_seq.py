@@ -29,6 +29,17 @@ available_datasets = {
 CiteSeqFilenames = namedtuple(
     "CiteSeqFilenames", field_names=["rna", "adt", "adt_centered"]
 )
+CiteSeqFilenames.__doc__ = """File names of one CITE-seq dataset.
+
+Attributes
+----------
+rna
+    Gene counts (``<name>_rna.csv.gz``).
+adt
+    Protein (antibody-derived tag) counts (``<name>_adt.csv.gz``).
+adt_centered
+    CLR-transformed protein counts (``<name>_adt_centered.csv.gz``).
+"""
 
 _GEO = "ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE100nnn/GSE100866/suppl/"
 

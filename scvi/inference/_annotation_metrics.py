@@ -205,7 +205,10 @@ def compute_accuracy_nn(
 ) -> Tuple[Tuple[Accuracy, Accuracy], np.ndarray]:
     """Accuracy of a distance-weighted ``k``-nearest-neighbour classifier.
 
-    See :func:`compute_accuracy_classifier` for the return value.
+    Returns
+    -------
+    As :func:`compute_accuracy_classifier`: ``((train Accuracy, test Accuracy),
+    predicted test labels)``.
     """
     clf = KNeighborsClassifier(k, weights="distance")
     return compute_accuracy_classifier(
@@ -238,7 +241,10 @@ def compute_accuracy_svc(
     max_iter
         Iteration limit of the solver (-1: none).
 
-    See :func:`compute_accuracy_classifier` for the return value.
+    Returns
+    -------
+    As :func:`compute_accuracy_classifier`: ``((train Accuracy, test Accuracy),
+    predicted test labels)``.
     """
     if param_grid is None:
         param_grid = [
@@ -273,7 +279,10 @@ def compute_accuracy_rf(
     verbose
         Verbosity of the grid search.
 
-    See :func:`compute_accuracy_classifier` for the return value.
+    Returns
+    -------
+    As :func:`compute_accuracy_classifier`: ``((train Accuracy, test Accuracy),
+    predicted test labels)``.
     """
     if param_grid is None:
         param_grid = {"max_depth": np.arange(3, 10), "n_estimators": [10, 50, 100, 200]}
