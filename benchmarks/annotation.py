@@ -120,6 +120,8 @@ def run_worker(args: argparse.Namespace) -> Dict[str, Any]:
         model,
         dataset,
         n_labelled_samples_per_class=args.n_labelled,
+        classification_ratio=args.classification_ratio,
+        n_epochs_kl_warmup=args.kl_warmup,
         use_cuda=False,
         show_progbar=False,
         metrics_to_monitor=[],
@@ -130,7 +132,7 @@ def run_worker(args: argparse.Namespace) -> Dict[str, Any]:
     trainer.labelled_set.to_monitor = []
     trainer.unlabelled_set.to_monitor = ["accuracy"]
     start = time.time()
-    trainer.train(n_epochs=args.epochs)
+    trainer.train(n_epochs=args.epochs, lr=args.lr)
     seconds = time.time() - start
     model.eval()
     y, y_pred = trainer.unlabelled_set.compute_predictions()
@@ -139,6 +141,9 @@ def run_worker(args: argparse.Namespace) -> Dict[str, Any]:
         variant=args.variant,
         seed=args.seed,
         epochs=args.epochs,
+        classification_ratio=args.classification_ratio,
+        n_epochs_kl_warmup=args.kl_warmup,
+        lr=args.lr,
         curve_every=args.curve_every,
         unlabelled_accuracy=float(np.mean(y == y_pred)),
         unlabelled_balanced_accuracy=float(np.mean(per_class)),
@@ -190,6 +195,12 @@ def launch(
         str(args.epochs),
         "--n-labelled",
         str(args.n_labelled),
+        "--classification-ratio",
+        str(args.classification_ratio),
+        "--kl-warmup",
+        str(args.kl_warmup),
+        "--lr",
+        str(args.lr),
         "--curve-every",
         str(args.curve_every),
         "--threads",
@@ -264,6 +275,19 @@ def main() -> None:
     parser.add_argument("--n-labelled", type=int, default=10)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument(
+        "--classification-ratio",
+        type=float,
+        default=50.0,
+        help="weight of the classification loss (0.5 default 50; its tutorial used 100)",
+    )
+    parser.add_argument(
+        "--kl-warmup",
+        type=int,
+        default=400,
+        help="epochs of linear KL warm-up (n_epochs_kl_warmup, 0.5 default 400)",
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    parser.add_argument(
         "--curve-every",
         type=int,
         default=10,
@@ -306,7 +330,9 @@ def main() -> None:
         split_file = handle.name
     print(
         f"{len(labels)} cells, {len(names)} cell types; {len(labelled)} labelled "
-        f"({args.n_labelled} per type, all cells of smaller types), {args.epochs} epochs",
+        f"({args.n_labelled} per type, all cells of smaller types), {args.epochs} epochs, "
+        f"classification_ratio {args.classification_ratio}, KL warm-up {args.kl_warmup}, "
+        f"lr {args.lr}",
         flush=True,
     )
     base = baselines(counts, labels, split)
@@ -329,6 +355,9 @@ def main() -> None:
                         epochs=args.epochs,
                         seeds=args.seeds,
                         n_labelled_per_class=args.n_labelled,
+                        classification_ratio=args.classification_ratio,
+                        n_epochs_kl_warmup=args.kl_warmup,
+                        lr=args.lr,
                         split_seed=args.split_seed,
                         n_labelled=int(len(labelled)),
                         n_unlabelled=int(len(unlabelled)),
