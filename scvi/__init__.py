@@ -3,7 +3,7 @@
 import logging
 from logging import NullHandler
 
-from ._settings import set_verbosity
+from ._settings import set_verbosity, settings
 
 __version__ = "0.5.1"
 
@@ -12,4 +12,4 @@ logger.addHandler(NullHandler())
 
 set_verbosity(logging.INFO)
 
-__all__ = ["set_verbosity"]
+__all__ = ["set_verbosity", "settings"]

@@ -1,6 +1,7 @@
 """Logging configuration for the ``scvi`` package."""
 
 import logging
+import os
 from typing import Dict, Optional, Union
 
 logger = logging.getLogger(__name__)
@@ -71,3 +72,24 @@ def set_verbosity(level: Union[str, int]) -> None:
         handler.setLevel(level)
         scvi_logger.addHandler(handler)
         logger.debug("Added StreamHandler with custom formatter to 'scvi' logger.")
+
+
+class ScviSettings:
+    """Package-wide switches, available as ``scvi.settings``.
+
+    Attributes
+    ----------
+    fast_training
+        Use the fused likelihood and KL kernels and the fused optimizer step (default).
+        ``False`` selects the plain element-wise path, e.g. to compare results; the
+        environment variable ``SCVI_FAST_TRAINING=0`` sets it at import.
+    """
+
+    def __init__(self) -> None:
+        self.fast_training: bool = os.environ.get("SCVI_FAST_TRAINING", "1") != "0"
+
+    def __repr__(self) -> str:
+        return f"ScviSettings(fast_training={self.fast_training})"
+
+
+settings = ScviSettings()

@@ -10,6 +10,9 @@ import scipy.sparse as sp_sparse
 import torch
 from torch.utils.data import Dataset
 
+from scvi._settings import settings
+
+from ._count_index import CountIndex
 from ._helpers import (
     CellMeasurement,
     as_category_codes,
@@ -483,5 +486,16 @@ class DatasetCore(Dataset):
                 chunk = values[indices].toarray()
             else:
                 chunk = values[indices]
-            tensors.append(torch.from_numpy(np.asarray(chunk, dtype=dtype)))
+            tensor = torch.from_numpy(np.asarray(chunk, dtype=dtype))
+            if name in ("X", "corrupted_X") and settings.fast_training:
+                tensor._scvi_nonzero = self._count_index(name, values).gather(indices)
+            tensors.append(tensor)
         return tuple(tensors)
+
+    def _count_index(self, name: str, values: Any) -> CountIndex:
+        """The (cached) non-zero index of the count matrix ``values`` stored as ``name``."""
+        cache = self.__dict__.setdefault("_count_indexes", {})
+        index = cache.get(name)
+        if index is None or index.source is not values:
+            index = cache[name] = CountIndex(values)
+        return index

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data.sampler import SubsetRandomSampler
 from tqdm import trange
 
+from scvi._settings import settings
 from scvi.dataset.dataset import GeneExpressionDataset
 from scvi.inference.posterior import Posterior
 
@@ -223,7 +224,11 @@ class Trainer:
         if params is None:
             params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optimizer = torch.optim.Adam(
-            params, lr=lr, eps=eps, weight_decay=self.weight_decay
+            params,
+            lr=lr,
+            eps=eps,
+            weight_decay=self.weight_decay,
+            fused=settings.fast_training or None,
         )
         self.compute_metrics_time = 0.0
         self.n_epochs = n_epochs

@@ -9,14 +9,17 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.distributions import Normal
 
 from scvi.models.utils import one_hot
 
 
 def reparameterize_gaussian(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """Draw a reparameterised sample from ``Normal(mu, sqrt(var))``."""
-    return Normal(mu, var.sqrt()).rsample()
+    """Draw a reparameterised sample from ``Normal(mu, sqrt(var))``.
+
+    Draws its standard normal noise exactly as ``Normal(mu, var.sqrt()).rsample()``
+    does, without the distribution's argument checks.
+    """
+    return mu + torch.empty_like(mu).normal_() * var.sqrt()
 
 
 def _covariates_one_hot(

@@ -8,7 +8,9 @@ from torch import nn
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as kl
 
+from scvi._settings import settings
 from scvi.models._base_modules import DecoderSCVI, Encoder, LinearDecoderSCVI
+from scvi.models._fused_likelihood import gaussian_kl_sum, nb_nll_sum
 from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
 from scvi.models.utils import check_option, one_hot
 
@@ -181,8 +183,12 @@ class VAE(nn.Module):
         **kwargs,
     ) -> torch.Tensor:
         """Negative log-likelihood of ``x`` summed over genes, one value per cell."""
-        if self.reconstruction_loss == "zinb":
-            return -log_zinb_positive(x, px_rate, px_r, px_dropout).sum(dim=-1)
+        zero_inflation = px_dropout if self.reconstruction_loss == "zinb" else None
+        if settings.fast_training:
+            nonzero = getattr(x, "_scvi_nonzero", None)
+            return nb_nll_sum(x, px_rate, px_r, zero_inflation, nonzero=nonzero)
+        if zero_inflation is not None:
+            return -log_zinb_positive(x, px_rate, px_r, zero_inflation).sum(dim=-1)
         return -log_nb_positive(x, px_rate, px_r).sum(dim=-1)
 
     def scale_from_z(
@@ -279,14 +285,20 @@ class VAE(nn.Module):
         """
         outputs = self.inference(x, batch_index, y)
         qz_m, qz_v = outputs["qz_m"], outputs["qz_v"]
-        kl_divergence_z = kl(
-            Normal(qz_m, qz_v.sqrt()),
-            Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
-        ).sum(dim=1)
-        kl_divergence_l = kl(
-            Normal(outputs["ql_m"], outputs["ql_v"].sqrt()),
-            Normal(local_l_mean, local_l_var.sqrt()),
-        ).sum(dim=1)
+        if settings.fast_training:
+            kl_divergence_z = gaussian_kl_sum(qz_m, qz_v)
+            kl_divergence_l = gaussian_kl_sum(
+                outputs["ql_m"], outputs["ql_v"], local_l_mean, local_l_var
+            )
+        else:
+            kl_divergence_z = kl(
+                Normal(qz_m, qz_v.sqrt()),
+                Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
+            ).sum(dim=1)
+            kl_divergence_l = kl(
+                Normal(outputs["ql_m"], outputs["ql_v"].sqrt()),
+                Normal(local_l_mean, local_l_var.sqrt()),
+            ).sum(dim=1)
         reconst_loss = self.get_reconstruction_loss(
             x, outputs["px_rate"], outputs["px_r"], outputs["px_dropout"]
         )
