@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Beta, Gamma, Normal
+from torch.distributions import Beta, Gamma
 from torch.distributions import kl_divergence as kl
 
 from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
@@ -313,15 +313,9 @@ class AutoZIVAE(VAE):
         scalar KL divergence of the mixture weights, which the trainer adds once.
         """
         outputs = self.inference(x, batch_index, y)
-        qz_m, qz_v = outputs["qz_m"], outputs["qz_v"]
-        kl_divergence_z = kl(
-            Normal(qz_m, qz_v.sqrt()),
-            Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
-        ).sum(dim=1)
-        kl_divergence_l = kl(
-            Normal(outputs["ql_m"], outputs["ql_v"].sqrt()),
-            Normal(local_l_mean, local_l_var.sqrt()),
-        ).sum(dim=1)
+        kl_divergence_z, kl_divergence_l = self._local_kl(
+            outputs, local_l_mean, local_l_var
+        )
         reconst_loss = self.get_reconstruction_loss(
             x,
             outputs["px_rate"],

@@ -257,6 +257,29 @@ class VAE(nn.Module):
             library=library,
         )
 
+    @staticmethod
+    def _local_kl(
+        outputs: Dict[str, torch.Tensor],
+        local_l_mean: torch.Tensor,
+        local_l_var: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-cell ``KL(q(z|x) || N(0, I))`` and ``KL(q(l|x) || p(l))`` from ``inference``'s outputs."""
+        qz_m, qz_v = outputs["qz_m"], outputs["qz_v"]
+        ql_m, ql_v = outputs["ql_m"], outputs["ql_v"]
+        if settings.fast_training:
+            return (
+                gaussian_kl_sum(qz_m, qz_v),
+                gaussian_kl_sum(ql_m, ql_v, local_l_mean, local_l_var),
+            )
+        kl_divergence_z = kl(
+            Normal(qz_m, qz_v.sqrt()),
+            Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
+        ).sum(dim=1)
+        kl_divergence_l = kl(
+            Normal(ql_m, ql_v.sqrt()), Normal(local_l_mean, local_l_var.sqrt())
+        ).sum(dim=1)
+        return kl_divergence_z, kl_divergence_l
+
     def forward(
         self,
         x: torch.Tensor,
@@ -284,21 +307,9 @@ class VAE(nn.Module):
         (here zero) global KL term.
         """
         outputs = self.inference(x, batch_index, y)
-        qz_m, qz_v = outputs["qz_m"], outputs["qz_v"]
-        if settings.fast_training:
-            kl_divergence_z = gaussian_kl_sum(qz_m, qz_v)
-            kl_divergence_l = gaussian_kl_sum(
-                outputs["ql_m"], outputs["ql_v"], local_l_mean, local_l_var
-            )
-        else:
-            kl_divergence_z = kl(
-                Normal(qz_m, qz_v.sqrt()),
-                Normal(torch.zeros_like(qz_m), torch.ones_like(qz_v)),
-            ).sum(dim=1)
-            kl_divergence_l = kl(
-                Normal(outputs["ql_m"], outputs["ql_v"].sqrt()),
-                Normal(local_l_mean, local_l_var.sqrt()),
-            ).sum(dim=1)
+        kl_divergence_z, kl_divergence_l = self._local_kl(
+            outputs, local_l_mean, local_l_var
+        )
         reconst_loss = self.get_reconstruction_loss(
             x, outputs["px_rate"], outputs["px_r"], outputs["px_dropout"]
         )
