@@ -10,22 +10,13 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from scvi._utils import check_option as check_option  # re-exported for the loaders
+
 from ._helpers import ArrayLike, row_sums
 
 logger = logging.getLogger(__name__)
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-
-
-def check_option(name: str, value: str, valid: Sequence[str]) -> str:
-    """``value`` if it is one of ``valid``, else a ``ValueError`` listing them.
-
-    The same check as ``scvi.models.utils.check_option``, kept here so that the
-    dataset layer does not import the models.
-    """
-    if value not in valid:
-        raise ValueError(f"{name} must be one of {list(valid)}, but got {value!r}.")
-    return value
 
 
 def data_file(save_path: str, filename: str) -> str:

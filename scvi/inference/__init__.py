@@ -1,14 +1,14 @@
 """Training loops (trainers) and posterior analysis."""
 
-from .inference import AdapterTrainer, UnsupervisedTrainer
 from .annotation import (
     AlternateSemiSupervisedTrainer,
     ClassifierTrainer,
     JointSemiSupervisedTrainer,
     SemiSupervisedTrainer,
 )
-from .posterior import Posterior
+from .inference import AdapterTrainer, UnsupervisedTrainer
 from .jvae_trainer import JVAETrainer
+from .posterior import Posterior
 from .total_inference import TotalPosterior, TotalTrainer
 from .trainer import Trainer
 

@@ -2,7 +2,7 @@
 
 import logging
 import os
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -110,7 +110,53 @@ def _as_cell_indices(
 
 
 class DifferentialExpressionMixin:
-    """Differential expression methods of :class:`~scvi.inference.Posterior`."""
+    """Differential expression methods of :class:`~scvi.inference.Posterior`.
+
+    The methods compare the columns of the model's normalised outputs (the genes'
+    expression frequencies here). A posterior whose outputs hold other columns (the
+    proteins of totalVI) overrides the hooks :meth:`_scale_samples`,
+    :meth:`_feature_columns`, :meth:`_count_properties` and
+    :meth:`_feature_annotations`, and its ``get_harmonized_scale``.
+    """
+
+    def _scale_samples(
+        self, tensors: List[torch.Tensor], n_samples: int
+    ) -> torch.Tensor:
+        """Normalised outputs of a minibatch at ``n_samples`` posterior samples."""
+        x, _, _, batch_index, labels = tensors[:5]
+        return self.model.get_sample_scale(
+            x, batch_index=batch_index, y=labels, n_samples=n_samples
+        )
+
+    def _feature_columns(
+        self, features: Optional[Union[List, np.ndarray]]
+    ) -> np.ndarray:
+        """Output columns selected by gene names or indices (all genes when None)."""
+        if features is None:
+            return np.arange(self.gene_dataset.nb_genes)
+        return np.asarray(self.gene_dataset.genes_to_index(features))
+
+    def _count_properties(
+        self, cells1: np.ndarray, cells2: np.ndarray
+    ) -> List[np.ndarray]:
+        """Raw count summaries of every output column for two groups of cells.
+
+        Returns ``mean1, mean2, nonz1, nonz2, norm_mean1, norm_mean2``, as the dataset's
+        ``raw_counts_properties``.
+        """
+        properties = self.gene_dataset.raw_counts_properties(cells1, cells2)
+        return [np.asarray(values).ravel() for values in properties]
+
+    def _feature_annotations(
+        self, columns: np.ndarray
+    ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """Row index of a result table over ``columns``, and any extra columns it gets.
+
+        The index holds the gene names (gene indices for a dataset without names).
+        """
+        gene_names = getattr(self.gene_dataset, "gene_names", None)
+        index = columns if gene_names is None else np.asarray(gene_names)[columns]
+        return index, {}
 
     @torch.no_grad()
     def differential_expression_stats(
@@ -134,18 +180,13 @@ class DifferentialExpressionMixin:
         if self.nb_cells % batch_size == 1:
             batch_size += 1
         px_scales, all_labels = [], []
-        for x, _, _, batch_index, labels in self.update(
-            {"batch_size": batch_size}
-        )._minibatches():
-            scale = self.model.get_sample_scale(
-                x, batch_index=batch_index, y=labels, n_samples=M_sampling
-            )
+        for tensors in self.update({"batch_size": batch_size}):
+            scale = self._scale_samples(tensors, M_sampling)
             if M_sampling > 1:
                 scale = scale.transpose(0, 1).reshape(-1, scale.shape[-1])
             px_scales.append(scale.cpu().numpy())
-            all_labels.append(
-                labels.view(-1).repeat_interleave(M_sampling).cpu().numpy()
-            )
+            labels = tensors[4].view(-1).repeat_interleave(M_sampling)
+            all_labels.append(labels.cpu().numpy())
         return np.concatenate(px_scales), np.concatenate(all_labels)
 
     @torch.no_grad()
@@ -249,12 +290,8 @@ class DifferentialExpressionMixin:
         px_scale2 = self.sample_scale_from_batch(
             n_samples, batchid=batchid2, selection=cells2
         )
-        gene_ids = (
-            np.arange(self.gene_dataset.nb_genes)
-            if genes is None
-            else np.asarray(self.gene_dataset.genes_to_index(genes))
-        )
-        px_scale = np.concatenate([px_scale1, px_scale2])[:, gene_ids]
+        columns = self._feature_columns(genes)
+        px_scale = np.concatenate([px_scale1, px_scale2])[:, columns]
         all_labels = np.repeat([0, 1], [px_scale1.shape[0], px_scale2.shape[0]])
 
         def bayes(cell_idx: int, permutation: bool) -> np.ndarray:
@@ -270,21 +307,21 @@ class DifferentialExpressionMixin:
         bayes1 = bayes(0, False)
         if not all_stats:
             return bayes1
-        columns = {
+        table = {
             "bayes1": bayes1,
             "bayes1_permuted": bayes(0, True),
             "bayes2": bayes(1, False),
             "bayes2_permuted": bayes(1, True),
         }
-        properties = self.gene_dataset.raw_counts_properties(cells1, cells2)
+        properties = self._count_properties(cells1, cells2)
         names = ("mean1", "mean2", "nonz1", "nonz2", "norm_mean1", "norm_mean2")
         for name, values in zip(names, properties):
-            columns[name] = np.asarray(values).ravel()[gene_ids]
-        columns["scale1"] = px_scale1.mean(axis=0)[gene_ids]
-        columns["scale2"] = px_scale2.mean(axis=0)[gene_ids]
-        gene_names = getattr(self.gene_dataset, "gene_names", None)
-        index = gene_ids if gene_names is None else np.asarray(gene_names)[gene_ids]
-        result = pd.DataFrame(columns, index=index)
+            table[name] = values[columns]
+        table["scale1"] = px_scale1.mean(axis=0)[columns]
+        table["scale2"] = px_scale2.mean(axis=0)[columns]
+        index, extra_columns = self._feature_annotations(columns)
+        table.update(extra_columns)
+        result = pd.DataFrame(table, index=index)
         return result.sort_values(by="bayes1", ascending=False)
 
     def _cluster_definitions(

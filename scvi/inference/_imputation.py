@@ -74,14 +74,11 @@ class ImputationMixin:
         original_list, imputed_list = [], []
         batch_size = 10000
         for tensors, corrupted_tensors in zip(
-            self.uncorrupted().sequential(batch_size=batch_size)._minibatches(),
-            self.corrupted().sequential(batch_size=batch_size)._minibatches(),
+            self.uncorrupted().sequential(batch_size=batch_size),
+            self.corrupted().sequential(batch_size=batch_size),
         ):
-            x = tensors[0]
-            x_corrupted, _, _, batch_index, labels = corrupted_tensors
-            px_rate = self.model.get_sample_rate(
-                x_corrupted, batch_index=batch_index, y=labels, n_samples=n_samples
-            )
+            x, x_corrupted = tensors[0], corrupted_tensors[0]
+            px_rate = self._sample_rate(corrupted_tensors, n_samples)
             px_rate = px_rate.reshape(n_samples, *x.shape)
             changed = (x != x_corrupted).cpu().numpy()
             x_np = x.cpu().numpy()

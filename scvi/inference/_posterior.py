@@ -204,9 +204,7 @@ class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, Plot
         """
         latent, batch_indices, labels = [], [], []
         for x, _, _, batch_index, label in self._minibatches():
-            latent.append(
-                self.model.sample_from_posterior_z(x, give_mean=not sample).cpu()
-            )
+            latent.append(self._latent_sample(x, give_mean=not sample).cpu())
             batch_indices.append(batch_index.cpu())
             labels.append(label.cpu())
         return (
@@ -214,6 +212,10 @@ class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, Plot
             torch.cat(batch_indices).numpy(),
             torch.cat(labels).numpy().ravel(),
         )
+
+    def _latent_sample(self, x: torch.Tensor, give_mean: bool) -> torch.Tensor:
+        """Latent codes of the cells ``x``: posterior means, or samples."""
+        return self.model.sample_from_posterior_z(x, give_mean=give_mean)
 
     def _minibatches(self):
         """Minibatches reduced to the five standard tensors."""
@@ -239,17 +241,21 @@ class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, Plot
             )
         )
 
+    def _sample_rate(self, tensors: List[torch.Tensor], n_samples: int) -> torch.Tensor:
+        """NB means of a minibatch's counts at ``n_samples`` posterior samples."""
+        x, _, _, batch_index, labels = tensors[:5]
+        return self.model.get_sample_rate(
+            x, batch_index=batch_index, y=labels, n_samples=n_samples
+        )
+
     @torch.no_grad()
     def imputation(self, n_samples: int = 1) -> np.ndarray:
         """Imputed expression: the NB mean ``px_rate``, averaged over ``n_samples`` posterior samples."""
-
-        def rate(x, b, y):
-            px_rate = self.model.get_sample_rate(
-                x, batch_index=b, y=y, n_samples=n_samples
-            )
-            return px_rate.mean(dim=0) if n_samples > 1 else px_rate
-
-        return self._collect(rate).squeeze()
+        rates = []
+        for tensors in self:
+            rate = self._sample_rate(tensors, n_samples)
+            rates.append((rate.mean(dim=0) if n_samples > 1 else rate).cpu().numpy())
+        return np.concatenate(rates).squeeze()
 
     @torch.no_grad()
     def get_stats(self) -> np.ndarray:
@@ -281,6 +287,16 @@ class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, Plot
             )
         return NegativeBinomial(mu=outputs["px_rate"], theta=outputs["px_r"])
 
+    def _predictive_sample(
+        self, tensors: List[torch.Tensor], n_samples: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``n_samples`` posterior-predictive draws of a minibatch's counts, and its counts."""
+        x, _, _, batch_index, labels = tensors[:5]
+        outputs = self.model.inference(
+            x, batch_index=batch_index, y=labels, n_samples=n_samples
+        )
+        return self._observation_model(outputs).sample(), x
+
     @torch.no_grad()
     def generate(
         self,
@@ -305,22 +321,17 @@ class Posterior(DifferentialExpressionMixin, MetricsMixin, ImputationMixin, Plot
         observed counts, ``(n_cells, n_genes)``.
         """
         x_old, x_new = [], []
-        for x, _, _, batch_index, labels in self.update(
-            {"batch_size": batch_size}
-        )._minibatches():
-            outputs = self.model.inference(
-                x, batch_index=batch_index, y=labels, n_samples=n_samples
-            )
-            samples = self._observation_model(outputs).sample()
+        for tensors in self.update({"batch_size": batch_size}):
+            samples, observed = self._predictive_sample(tensors, n_samples)
             if n_samples == 1:
                 samples = samples.unsqueeze(0)
-            x_old.append(x.cpu())
+            x_old.append(observed.cpu())
             x_new.append(samples.permute(1, 2, 0).cpu())
         x_old_np = torch.cat(x_old).numpy()
         x_new_np = torch.cat(x_new).numpy()
         if genes is not None:
-            gene_ids = self.gene_dataset.genes_to_index(genes)
-            x_new_np, x_old_np = x_new_np[:, gene_ids, :], x_old_np[:, gene_ids]
+            columns = self._feature_columns(genes)
+            x_new_np, x_old_np = x_new_np[:, columns, :], x_old_np[:, columns]
         return x_new_np, x_old_np
 
     @torch.no_grad()

@@ -1,4 +1,8 @@
-"""Helpers of :class:`~scvi.inference.TotalPosterior`: data checks, features, sampling, weights."""
+"""Helpers of :class:`~scvi.inference.TotalPosterior`: data checks, features, sampling, weights.
+
+:func:`log_marginal_likelihood` is model-agnostic; :class:`~scvi.inference.JPosterior`
+uses it too.
+"""
 
 import math
 from typing import Callable, List, Sequence, Tuple, Union

@@ -5,26 +5,43 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from scvi.inference._totalvi_helpers import feature_indices, observation_models
+from scvi.inference._totalvi_helpers import observation_models
 
 
 class TotalSamplingMixin:
     """Imputation, generated counts and count-distribution parameters of a TotalPosterior.
 
-    Relies on the posterior's iteration over ``(x, local_l_mean, local_l_var,
-    batch_index, labels, y)`` minibatches and on its ``_inference(tensors, n_samples)``.
+    Placed before :class:`~scvi.inference.Posterior` in the bases: it adapts the
+    posterior's sampling hooks to minibatches ``(x, local_l_mean, local_l_var,
+    batch_index, labels, y)`` and relies on the posterior's
+    ``_inference(tensors, n_samples)``.
     """
+
+    def _sample_rate(self, tensors: List[torch.Tensor], n_samples: int) -> torch.Tensor:
+        """Gene NB means of a minibatch at ``n_samples`` posterior samples."""
+        x, _, _, batch_index, labels, y = tensors
+        return self.model.get_sample_rate(
+            x, y, batch_index=batch_index, label=labels, n_samples=n_samples
+        )
+
+    def _predictive_sample(
+        self, tensors: List[torch.Tensor], n_samples: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Posterior-predictive draws of a minibatch's gene and protein counts, and its counts.
+
+        Genes are drawn from the model's NB or ZINB, proteins from the background /
+        foreground NB mixture; proteins' columns follow the genes'.
+        """
+        gene_model, protein_model = observation_models(
+            self.model, self._inference(tensors, n_samples)
+        )
+        samples = torch.cat((gene_model.sample(), protein_model.sample()), dim=-1)
+        return samples, torch.cat((tensors[0], tensors[5]), dim=-1)
 
     @torch.no_grad()
     def imputation(self, n_samples: int = 1) -> np.ndarray:
         """Gene NB means of every cell, averaged over ``n_samples`` posterior samples."""
-        rates = []
-        for x, _, _, batch_index, labels, y in self:
-            rate = self.model.get_sample_rate(
-                x, y, batch_index=batch_index, label=labels, n_samples=n_samples
-            )
-            rates.append((rate.mean(dim=0) if n_samples > 1 else rate).cpu())
-        return torch.cat(rates).numpy().squeeze()
+        return super().imputation(n_samples)
 
     @torch.no_grad()
     def imputation_list(
@@ -34,33 +51,7 @@ class TotalSamplingMixin:
 
         See :meth:`Posterior.imputation_list`; the model also reads the protein counts.
         """
-        if getattr(self.gene_dataset, "corrupted_X", None) is None:
-            raise ValueError(
-                "The dataset has no corrupted counts: call gene_dataset.corrupt() (or "
-                "trainer.corrupt_posteriors()) first."
-            )
-        original_list, imputed_list = [], []
-        batch_size = 10000
-        for tensors, corrupted in zip(
-            self.uncorrupted().sequential(batch_size=batch_size),
-            self.corrupted().sequential(batch_size=batch_size),
-        ):
-            x = tensors[0]
-            x_corrupted, _, _, batch_index, labels, y = corrupted
-            rate = self.model.get_sample_rate(
-                x_corrupted,
-                y,
-                batch_index=batch_index,
-                label=labels,
-                n_samples=n_samples,
-            ).reshape(n_samples, *x.shape)
-            changed = (x != x_corrupted).cpu().numpy()
-            x_np, rate_np = x.cpu().numpy(), rate.cpu().numpy()
-            for cell in range(x_np.shape[0]):
-                genes = np.flatnonzero(changed[cell])
-                original_list.append(np.tile(x_np[cell, genes], n_samples))
-                imputed_list.append(rate_np[:, cell, genes].ravel())
-        return original_list, imputed_list
+        return super().imputation_list(n_samples)
 
     @torch.no_grad()
     def generate(
@@ -89,22 +80,7 @@ class TotalSamplingMixin:
         ``(samples (n_cells, n_features, n_samples), original (n_cells, n_features))``
         with the genes' columns first, then the proteins'.
         """
-        new, old = [], []
-        for tensors in self.update({"batch_size": batch_size}):
-            x, y = tensors[0], tensors[5]
-            gene_model, protein_model = observation_models(
-                self.model, self._inference(tensors, n_samples)
-            )
-            samples = torch.cat((gene_model.sample(), protein_model.sample()), dim=-1)
-            if n_samples == 1:
-                samples = samples.unsqueeze(0)
-            new.append(samples.permute(1, 2, 0).cpu())
-            old.append(torch.cat((x, y), dim=-1).cpu())
-        x_new, x_old = torch.cat(new).numpy(), torch.cat(old).numpy()
-        if genes is not None:
-            columns = feature_indices(self.gene_dataset, genes)
-            x_new, x_old = x_new[:, columns], x_old[:, columns]
-        return x_new, x_old
+        return super().generate(n_samples=n_samples, genes=genes, batch_size=batch_size)
 
     @torch.no_grad()
     def generate_parameters(

@@ -2,7 +2,6 @@
 
 import copy
 import logging
-import math
 import sys
 import time
 from functools import partial
@@ -17,9 +16,10 @@ from tqdm import trange
 
 from scvi.dataset.dataset import GeneExpressionDataset
 from scvi.inference._posterior import metric
+from scvi.inference._totalvi_helpers import log_marginal_likelihood
 from scvi.inference.posterior import Posterior
 from scvi.inference.trainer import Trainer
-from scvi.models.log_likelihood import compute_elbo, logsumexp
+from scvi.models.log_likelihood import compute_elbo
 
 logger = logging.getLogger(__name__)
 
@@ -78,74 +78,63 @@ class JPosterior(Posterior):
         ``z`` (and ``l`` where it is modelled) are drawn ``n_mc_samples`` times from the
         encoder's posterior; an observed library size enters as a constant.
         """
-        model, mode = self.model, self.mode
-        observed = model.indices_mappings[mode]
         total = 0.0
-        for x, l_mean, l_var, batch_index, labels in self._minibatches():
-            qz_m, qz_v, _, ql_m, ql_v, library = model.encode(x, mode)
-            chunk = int(max(1, min(n_mc_samples, 2e7 // (x.numel() + 1))))
-            log_weights = []
-            for start in range(0, n_mc_samples, chunk):
-                k = min(chunk, n_mc_samples - start)
-                q_z = Normal(qz_m, qz_v.sqrt())
-                z = q_z.sample((k,))
-                log_w = Normal(0.0, 1.0).log_prob(z).sum(-1) - q_z.log_prob(z).sum(-1)
-                libraries = library.expand(k, -1, -1)
-                if ql_m is not None:
-                    q_l = Normal(ql_m, ql_v.sqrt())
-                    libraries = q_l.sample((k,))
-                    log_w += Normal(l_mean, l_var.sqrt()).log_prob(libraries).sum(-1)
-                    log_w -= q_l.log_prob(libraries).sum(-1)
-                _, px_r, px_rate, px_dropout = model.decode(
-                    z.reshape(-1, z.size(-1)),
-                    mode,
-                    libraries.reshape(-1, 1),
-                    batch_index.repeat(k, 1),
-                    None if labels is None else labels.repeat(k, 1),
-                )
-                px_r = px_r.expand_as(px_rate)
-                reconstruction = model.reconstruction_loss(
-                    x.repeat(k, 1),
-                    px_rate[:, observed],
-                    px_r[:, observed],
-                    px_dropout[:, observed],
-                    mode,
-                )
-                log_weights.append(log_w - reconstruction.view(k, -1))
-            log_p = logsumexp(torch.cat(log_weights), dim=0) - math.log(n_mc_samples)
+        for tensors in self._minibatches():
+            x = tensors[0]
+            log_weights = partial(
+                self._log_importance_weights, tensors, self.model.encode(x, self.mode)
+            )
+            log_p = log_marginal_likelihood(log_weights, n_mc_samples, x.numel() + 1)
             total += log_p.sum().item()
         ll = -total / self.nb_cells
         logger.debug("True LL : %.4f", ll)
         return ll
 
-    @torch.no_grad()
-    def get_latent(
-        self, sample: bool = False
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Latent representation of the cells, with their batches and labels.
+    def _log_importance_weights(
+        self,
+        tensors: Sequence[torch.Tensor],
+        encoded: Tuple[Optional[torch.Tensor], ...],
+        n_samples: int,
+    ) -> torch.Tensor:
+        """``log p(x, z, l) - log q(z, l | x)`` of ``n_samples`` draws, ``(n_samples, batch)``.
 
-        Parameters
-        ----------
-        sample
-            Draw ``z`` from the posterior instead of returning its mean.
-
-        Returns
-        -------
-        ``(latent (n_cells, n_latent), batch_indices (n_cells, 1), labels (n_cells,))``
+        ``encoded`` is the minibatch's ``model.encode`` output; ``l`` is drawn only when
+        the head models it (``ql_m`` is not None).
         """
-        latent, batch_indices, labels = [], [], []
-        for x, _, _, batch_index, label in self._minibatches():
-            latent.append(
-                self.model.sample_from_posterior_z(
-                    x, mode=self.mode, deterministic=not sample
-                ).cpu()
-            )
-            batch_indices.append(batch_index.cpu())
-            labels.append(label.cpu())
-        return (
-            torch.cat(latent).numpy(),
-            torch.cat(batch_indices).numpy(),
-            torch.cat(labels).numpy().ravel(),
+        model, mode = self.model, self.mode
+        x, l_mean, l_var, batch_index, labels = tensors
+        qz_m, qz_v, _, ql_m, ql_v, library = encoded
+        q_z = Normal(qz_m, qz_v.sqrt())
+        z = q_z.sample((n_samples,))
+        log_w = Normal(0.0, 1.0).log_prob(z).sum(-1) - q_z.log_prob(z).sum(-1)
+        libraries = library.expand(n_samples, -1, -1)
+        if ql_m is not None:
+            q_l = Normal(ql_m, ql_v.sqrt())
+            libraries = q_l.sample((n_samples,))
+            log_w += Normal(l_mean, l_var.sqrt()).log_prob(libraries).sum(-1)
+            log_w -= q_l.log_prob(libraries).sum(-1)
+        _, px_r, px_rate, px_dropout = model.decode(
+            z.reshape(-1, z.size(-1)),
+            mode,
+            libraries.reshape(-1, 1),
+            batch_index.repeat(n_samples, 1),
+            None if labels is None else labels.repeat(n_samples, 1),
+        )
+        px_r = px_r.expand_as(px_rate)
+        observed = model.indices_mappings[mode]
+        reconstruction = model.reconstruction_loss(
+            x.repeat(n_samples, 1),
+            px_rate[:, observed],
+            px_r[:, observed],
+            px_dropout[:, observed],
+            mode,
+        )
+        return log_w - reconstruction.view(n_samples, -1)
+
+    def _latent_sample(self, x: torch.Tensor, give_mean: bool) -> torch.Tensor:
+        """Latent codes of the cells ``x`` through encoder head ``mode``."""
+        return self.model.sample_from_posterior_z(
+            x, mode=self.mode, deterministic=give_mean
         )
 
     @torch.no_grad()

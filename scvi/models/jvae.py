@@ -9,9 +9,9 @@ from torch import nn
 from torch.distributions import Normal, Poisson
 from torch.distributions import kl_divergence as kl
 
+from scvi.models._base_modules import Encoder
 from scvi.models._modules_jvae import MultiDecoder, MultiEncoder
 from scvi.models.log_likelihood import log_nb_positive, log_zinb_positive
-from scvi.models._base_modules import Encoder
 from scvi.models.utils import check_option, one_hot
 
 torch.backends.cudnn.benchmark = True

@@ -1,8 +1,18 @@
 """Small tensor utilities shared by the models."""
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
+
+from scvi._utils import check_option
+
+__all__ = [
+    "broadcast_labels",
+    "check_option",
+    "enumerate_discrete",
+    "iterate",
+    "one_hot",
+]
 
 
 def iterate(obj: Any, func: Callable[[Any], Any]) -> Any:
@@ -61,10 +71,3 @@ def enumerate_discrete(x: torch.Tensor, y_dim: int) -> torch.Tensor:
     """All ``y_dim`` one-hot labels, each repeated for every row of ``x`` (label-major)."""
     eye = torch.eye(y_dim, device=x.device)
     return eye.repeat_interleave(x.size(0), dim=0)
-
-
-def check_option(name: str, value: str, valid: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``valid``; otherwise raise a ValueError listing them."""
-    if value not in valid:
-        raise ValueError(f"{name} must be one of {list(valid)}, but got {value!r}.")
-    return value
