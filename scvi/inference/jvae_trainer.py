@@ -1,9 +1,6 @@
 """Training of gimVI (:class:`~scvi.models.JVAE`) on several datasets at once."""
 
-import copy
 import logging
-import sys
-import time
 from functools import partial
 from itertools import cycle
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -12,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Normal
-from tqdm import trange
 
 from scvi.dataset.dataset import GeneExpressionDataset
 from scvi.inference._posterior import metric
@@ -310,10 +306,6 @@ class JVAETrainer(Trainer):
             When the model's loss becomes NaN or infinite; the model is restored to its
             weights at the start of the failing epoch.
         """
-        begin = time.time()
-        self.compute_metrics_time = 0.0
-        self.n_epochs = n_epochs
-        self.compute_metrics()
         train_discriminator = self.n_dataset > 1 and self.kappa > 0
         if train_discriminator:
             self._check_discriminator()
@@ -327,69 +319,38 @@ class JVAETrainer(Trainer):
         self.optimizer = g_optimizer = torch.optim.Adam(
             [p for p in self.model.parameters() if p.requires_grad], lr=lr_g, eps=eps
         )
-        with (
-            torch.set_grad_enabled(True),
-            trange(
-                n_epochs,
-                desc="training",
-                file=sys.stdout,
-                disable=not self.show_progbar,
-            ) as progress_bar,
-        ):
-            for self.epoch in progress_bar:
-                self.on_epoch_begin()
-                epoch_start_state = copy.deepcopy(self.model.state_dict())
-                non_finite = None
-                for tensors in self.data_loaders_loop():
-                    if tensors[0][0].shape[0] < 3:
-                        continue
-                    if train_discriminator:
-                        latents = [
-                            self.model.sample_from_posterior_z(x, mode=mode)
-                            for mode, (x, *_) in enumerate(tensors)
-                        ]
-                        d_loss = self.kappa * self.loss_discriminator(
-                            [z.detach() for z in latents], True
-                        )
-                        d_optimizer.zero_grad()
-                        d_loss.backward()
-                        d_optimizer.step()
 
-                        fool_loss = self.kappa * self.loss_discriminator(latents, False)
-                        g_optimizer.zero_grad()
-                        fool_loss.backward()
-                        g_optimizer.step()
+        def step(tensors: Tuple[List[torch.Tensor], ...]) -> torch.Tensor:
+            if train_discriminator:
+                latents = [
+                    self.model.sample_from_posterior_z(x, mode=mode)
+                    for mode, (x, *_) in enumerate(tensors)
+                ]
+                d_loss = self.kappa * self.loss_discriminator(
+                    [z.detach() for z in latents], True
+                )
+                d_optimizer.zero_grad()
+                d_loss.backward()
+                d_optimizer.step()
 
-                    g_loss = self.loss(tensors)
-                    g_optimizer.zero_grad()
-                    g_loss.backward()
-                    g_optimizer.step()
-                    bad = ~torch.isfinite(g_loss.detach())
-                    non_finite = bad if non_finite is None else non_finite | bad
-                if non_finite is not None and bool(non_finite):
-                    self.model.load_state_dict(epoch_start_state)
-                    self.model.eval()
-                    raise FloatingPointError(
-                        f"The training loss became NaN or infinite in epoch {self.epoch}; "
-                        "the model was restored to its weights at the start of that "
-                        "epoch. Likely causes: a learning rate too high, data that are "
-                        "not raw counts, or cells with no counts in a dataset whose "
-                        "library size is not modelled (its log is -inf)."
-                    )
-                if not self.on_epoch_end():
-                    break
-        if self.early_stopping.save_best_state_metric is not None:
-            self.model.load_state_dict(self.best_state_dict)
-            self.compute_metrics()
-        self.model.eval()
+                fool_loss = self.kappa * self.loss_discriminator(latents, False)
+                g_optimizer.zero_grad()
+                fool_loss.backward()
+                g_optimizer.step()
+
+            g_loss = self.loss(tensors)
+            g_optimizer.zero_grad()
+            g_loss.backward()
+            g_optimizer.step()
+            return g_loss
+
+        self._fit(
+            n_epochs,
+            step,
+            "a learning rate too high, data that are not raw counts, or cells with no "
+            "counts in a dataset whose library size is not modelled (its log is -inf).",
+        )
         self.discriminator.eval()
-        self.training_time += (time.time() - begin) - self.compute_metrics_time
-        if self.frequency:
-            logger.debug(
-                "Training time: %i s. / %i epochs",
-                int(self.training_time),
-                self.n_epochs,
-            )
 
     def _check_discriminator(self) -> None:
         """Check that the discriminator returns one logit per dataset."""

@@ -9,7 +9,18 @@ import time
 from abc import abstractmethod
 from collections import OrderedDict, defaultdict
 from itertools import cycle
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -219,7 +230,6 @@ class Trainer:
             When the loss becomes NaN or infinite; the model is restored to its weights at
             the start of the failing epoch.
         """
-        begin = time.time()
         self.model.train()
         if params is None:
             params = [p for p in self.model.parameters() if p.requires_grad]
@@ -230,13 +240,47 @@ class Trainer:
             weight_decay=self.weight_decay,
             fused=settings.fast_training or None,
         )
+
+        def step(tensors_list: Tuple[List[torch.Tensor], ...]) -> torch.Tensor:
+            loss = self.loss(*tensors_list)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        self._fit(
+            n_epochs,
+            step,
+            "a learning rate too high (try lr=1e-4), data that are not raw counts "
+            "(normalised, negative or huge values), or cells with no counts.",
+        )
+
+    def _fit(
+        self,
+        n_epochs: int,
+        step: Callable[[Tuple[List[torch.Tensor], ...]], torch.Tensor],
+        likely_causes: str,
+    ) -> None:
+        """Run the epochs of a training: ``step`` trains on each zip of minibatches.
+
+        ``step`` returns the loss it optimised; a non-finite loss in an epoch restores the
+        model's weights from the start of that epoch and raises ``FloatingPointError``
+        naming ``likely_causes``. Metrics, early stopping and the best state are handled
+        here.
+        """
+        begin = time.time()
         self.compute_metrics_time = 0.0
         self.n_epochs = n_epochs
         self.compute_metrics()
-
-        with trange(
-            n_epochs, desc="training", file=sys.stdout, disable=not self.show_progbar
-        ) as pbar:
+        with (
+            torch.set_grad_enabled(True),
+            trange(
+                n_epochs,
+                desc="training",
+                file=sys.stdout,
+                disable=not self.show_progbar,
+            ) as pbar,
+        ):
             for self.epoch in pbar:
                 self.on_epoch_begin()
                 epoch_start_state = copy.deepcopy(self.model.state_dict())
@@ -244,20 +288,15 @@ class Trainer:
                 for tensors_list in self.data_loaders_loop():
                     if tensors_list[0][0].shape[0] < 3:
                         continue
-                    loss = self.loss(*tensors_list)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    bad = ~torch.isfinite(loss.detach())
+                    bad = ~torch.isfinite(step(tensors_list).detach())
                     non_finite = bad if non_finite is None else non_finite | bad
                 if non_finite is not None and bool(non_finite):
                     self.model.load_state_dict(epoch_start_state)
                     self.model.eval()
                     raise FloatingPointError(
                         f"The training loss became NaN or infinite in epoch {self.epoch}; the "
-                        "model was restored to its weights at the start of that epoch. Likely "
-                        "causes: a learning rate too high (try lr=1e-4), data that are not raw "
-                        "counts (normalised, negative or huge values), or cells with no counts."
+                        "model was restored to its weights at the start of that epoch. "
+                        f"Likely causes: {likely_causes}"
                     )
                 if not self.on_epoch_end():
                     break
