@@ -3,7 +3,6 @@
 import logging
 from typing import List, Optional
 
-import loompy
 import numpy as np
 
 from ._loader_utils import checked_names, codes_and_names, data_file, unreadable
@@ -93,6 +92,8 @@ class LoomDataset(DownloadableDataset):
         logger.info("Preprocessing dataset")
         path = data_file(self.save_path, self.filenames[0])
         try:
+            import loompy  # imported here: it starts numba, which changes torch's threads
+
             connection = loompy.connect(path, mode="r", validate=False)
         except (OSError, KeyError, ValueError) as error:
             raise unreadable(path, error) from error

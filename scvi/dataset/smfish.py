@@ -2,7 +2,6 @@
 
 import logging
 
-import loompy
 import numpy as np
 
 from ._loader_utils import checked_names, data_file, unreadable
@@ -57,6 +56,8 @@ class SmfishDataset(DownloadableDataset):
         logger.info("Loading smFISH dataset")
         path = data_file(self.save_path, self.filenames[0])
         try:
+            import loompy  # imported here: it starts numba, which changes torch's threads
+
             with loompy.connect(path, mode="r", validate=False) as ds:
                 data = np.asarray(ds[:, :]).T
                 gene_names = ds.ra["Gene"]
