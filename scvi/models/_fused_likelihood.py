@@ -103,9 +103,11 @@ def _count_terms(
     the tables go through ``lgamma``/``digamma``.
     """
     theta64 = theta.detach().double()
+    per_gene = theta.dim() == 1
+    where = nonzero.cols if per_gene else nonzero.flat
+    theta_nz = theta64.reshape(-1).index_select(0, where)
     digamma_diff = None
-    if theta.dim() == 1 and nonzero.table_slots is not None:
-        where = nonzero.cols
+    if per_gene and nonzero.table_slots is not None:
         slots = where * (TABLE_SIZE + 1) + nonzero.table_slots
         lgamma_table, digamma_table = _gene_tables(theta64)
         terms = lgamma_table.index_select(0, slots)
@@ -114,7 +116,7 @@ def _count_terms(
         large = nonzero.large
         if large.numel():
             # beyond the table: lgamma(x + theta) - lgamma(theta + TABLE_SIZE)
-            theta_large = theta64.index_select(0, where.index_select(0, large))
+            theta_large = theta_nz.index_select(0, large)
             shifted = nonzero.counts.index_select(0, large) + theta_large
             top = theta_large + TABLE_SIZE
             terms.index_add_(0, large, torch.lgamma(shifted) - torch.lgamma(top))
@@ -123,25 +125,20 @@ def _count_terms(
                     0, large, torch.digamma(shifted) - torch.digamma(top)
                 )
     else:
-        if theta.dim() == 1:
-            where = nonzero.cols
-            theta_nz = theta64.index_select(0, where)
+        if per_gene:
             lgamma_theta = torch.lgamma(theta64).index_select(0, where)
         else:
-            where = nonzero.flat
-            theta_nz = theta64.reshape(-1).index_select(0, where)
             lgamma_theta = torch.lgamma(theta_nz)
         shifted = nonzero.counts + theta_nz
         terms = torch.lgamma(shifted).sub_(lgamma_theta)
         if need_grad:
-            if theta.dim() == 1:
+            if per_gene:
                 digamma_theta = torch.digamma(theta64).index_select(0, where)
             else:
                 digamma_theta = torch.digamma(theta_nz)
             digamma_diff = torch.digamma(shifted).sub_(digamma_theta)
     mu_nz = mu.detach().reshape(-1).index_select(0, nonzero.flat).double()
-    theta_mu = theta64.index_select(0, where) if theta.dim() == 1 else theta_nz
-    log_mean_ratio = torch.log(mu_nz + eps).sub_(torch.log(mu_nz.add_(theta_mu + eps)))
+    log_mean_ratio = torch.log(mu_nz + eps).sub_(torch.log(mu_nz.add_(theta_nz + eps)))
     terms.addcmul_(nonzero.counts, log_mean_ratio)
     sums = (
         torch.zeros_like(nonzero.lgamma_sums)
