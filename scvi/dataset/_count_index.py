@@ -67,23 +67,46 @@ class CountIndex:
     Parameters
     ----------
     X
-        Dense array or sparse matrix of counts, ``(cells, genes)``.
+        Dense array or sparse matrix of counts, ``(cells, genes)``; converted a block of
+        rows at a time, so that the conversion's temporaries stay small.
     """
 
     def __init__(self, X: Union[np.ndarray, sp_sparse.spmatrix]):
         self.source = X
-        csr = sp_sparse.csr_matrix(X, dtype=np.float32)
-        csr.eliminate_zeros()
-        self.n_genes = csr.shape[1]
-        self.indptr = csr.indptr.astype(np.int64)
-        col_dtype = np.int16 if csr.shape[1] <= np.iinfo(np.int16).max else np.int32
-        self.indices = csr.indices.astype(col_dtype)
-        self.data = csr.data
+        self.n_genes = X.shape[1]
+        col_dtype = np.int16 if self.n_genes <= np.iinfo(np.int16).max else np.int32
+        blocks = [
+            sp_sparse.csr_matrix(X[first : first + 4096], dtype=np.float32)
+            for first in range(0, X.shape[0], 4096)
+        ]
+        for block in blocks:
+            block.eliminate_zeros()
+        lengths = np.concatenate([np.diff(b.indptr) for b in blocks] or [[]])
+        self.indptr = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+        self.indices = np.concatenate(
+            [b.indices.astype(col_dtype) for b in blocks] or [np.zeros(0, col_dtype)]
+        )
+        self.data = np.concatenate(
+            [b.data for b in blocks] or [np.zeros(0, np.float32)]
+        )
         self.integral = bool(np.all(self.data == np.round(self.data)))
-        per_entry = gammaln(self.data.astype(np.float64) + 1.0)
-        self.lgamma_sums = np.add.reduceat(
-            np.append(per_entry, 0.0), self.indptr[:-1]
-        ) * (np.diff(self.indptr) > 0)
+        self.lgamma_sums = self._lgamma_row_sums()
+
+    def _lgamma_row_sums(self, chunk_rows: int = 4096) -> np.ndarray:
+        """``sum_g lgamma(x_g + 1)`` of each row, in float64, a block of rows at a time.
+
+        Blocks keep the float64 temporaries small next to the matrix itself.
+        """
+        n_rows = len(self.indptr) - 1
+        sums = np.zeros(n_rows)
+        for first in range(0, n_rows, chunk_rows):
+            bounds = self.indptr[first : min(first + chunk_rows, n_rows) + 1]
+            values = self.data[bounds[0] : bounds[-1]].astype(np.float64)
+            per_entry = np.append(gammaln(values + 1.0), 0.0)
+            starts = bounds[:-1] - bounds[0]
+            block = np.add.reduceat(per_entry, starts) * (np.diff(bounds) > 0)
+            sums[first : first + len(starts)] = block
+        return sums
 
     def gather(self, cells: np.ndarray) -> NonzeroCounts:
         """Non-zero entries of the rows ``cells``, in that order."""

@@ -158,6 +158,23 @@ def test_count_index_gathers_rows_in_order(sparse):
     )
 
 
+@pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
+def test_count_index_spans_row_blocks(layout):
+    """Built a block of rows at a time: the CSR arrays and sums equal scipy's over block edges."""
+    rng = np.random.default_rng(3)
+    X = rng.poisson(0.3, size=(9000, 7)).astype(np.float32)
+    X[[0, 4095, 4096, 8191, 8192, 8999]] = 0
+    source = {"dense": X, "csr": sp_sparse.csr_matrix(X), "csc": sp_sparse.csc_matrix(X)}
+    index = CountIndex(source[layout])
+    expected = sp_sparse.csr_matrix(X)
+    np.testing.assert_array_equal(index.indptr, expected.indptr)
+    np.testing.assert_array_equal(index.indices, expected.indices)
+    np.testing.assert_array_equal(index.data, expected.data)
+    np.testing.assert_allclose(
+        index.lgamma_sums, gammaln(X.astype(np.float64) + 1.0).sum(1), rtol=1e-13
+    )
+
+
 def test_gaussian_kl_matches_torch():
     g = torch.Generator().manual_seed(0)
     m, v = torch.randn(20, 4, generator=g), torch.rand(20, 4, generator=g) + 0.1
