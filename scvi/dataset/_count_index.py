@@ -49,6 +49,9 @@ class NonzeroCounts:
     large: Optional[torch.Tensor] = None
 
 
+# Rows converted at a time when building an index: the conversion's temporaries stay small.
+_BLOCK_ROWS = 4096
+
 # Counts up to this value are looked up in per-gene tables of lgamma/digamma differences.
 TABLE_SIZE = 16
 
@@ -73,40 +76,30 @@ class CountIndex:
 
     def __init__(self, X: Union[np.ndarray, sp_sparse.spmatrix]):
         self.source = X
+        if sp_sparse.issparse(X) and X.format not in ("csr", "csc"):
+            X = X.tocsr()  # formats without row slicing
         self.n_genes = X.shape[1]
         col_dtype = np.int16 if self.n_genes <= np.iinfo(np.int16).max else np.int32
-        blocks = [
-            sp_sparse.csr_matrix(X[first : first + 4096], dtype=np.float32)
-            for first in range(0, X.shape[0], 4096)
-        ]
-        for block in blocks:
+        lengths, indices, data, lgamma_sums = [], [], [], []
+        for first in range(0, X.shape[0], _BLOCK_ROWS):
+            block = sp_sparse.csr_matrix(
+                X[first : first + _BLOCK_ROWS], dtype=np.float32
+            )
             block.eliminate_zeros()
-        lengths = np.concatenate([np.diff(b.indptr) for b in blocks] or [[]])
-        self.indptr = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
-        self.indices = np.concatenate(
-            [b.indices.astype(col_dtype) for b in blocks] or [np.zeros(0, col_dtype)]
+            lengths.append(np.diff(block.indptr))
+            indices.append(block.indices.astype(col_dtype))
+            data.append(block.data)
+            per_entry = np.append(gammaln(block.data.astype(np.float64) + 1.0), 0.0)
+            lgamma_sums.append(
+                np.add.reduceat(per_entry, block.indptr[:-1]) * (lengths[-1] > 0)
+            )
+        self.indptr = np.concatenate(
+            ([0], np.cumsum(np.concatenate(lengths or [[]]), dtype=np.int64))
         )
-        self.data = np.concatenate(
-            [b.data for b in blocks] or [np.zeros(0, np.float32)]
-        )
+        self.indices = np.concatenate(indices or [np.zeros(0, col_dtype)])
+        self.data = np.concatenate(data or [np.zeros(0, np.float32)])
+        self.lgamma_sums = np.concatenate(lgamma_sums or [np.zeros(0)])
         self.integral = bool(np.all(self.data == np.round(self.data)))
-        self.lgamma_sums = self._lgamma_row_sums()
-
-    def _lgamma_row_sums(self, chunk_rows: int = 4096) -> np.ndarray:
-        """``sum_g lgamma(x_g + 1)`` of each row, in float64, a block of rows at a time.
-
-        Blocks keep the float64 temporaries small next to the matrix itself.
-        """
-        n_rows = len(self.indptr) - 1
-        sums = np.zeros(n_rows)
-        for first in range(0, n_rows, chunk_rows):
-            bounds = self.indptr[first : min(first + chunk_rows, n_rows) + 1]
-            values = self.data[bounds[0] : bounds[-1]].astype(np.float64)
-            per_entry = np.append(gammaln(values + 1.0), 0.0)
-            starts = bounds[:-1] - bounds[0]
-            block = np.add.reduceat(per_entry, starts) * (np.diff(bounds) > 0)
-            sums[first : first + len(starts)] = block
-        return sums
 
     def gather(self, cells: np.ndarray) -> NonzeroCounts:
         """Non-zero entries of the rows ``cells``, in that order."""

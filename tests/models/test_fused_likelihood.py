@@ -158,13 +158,18 @@ def test_count_index_gathers_rows_in_order(sparse):
     )
 
 
-@pytest.mark.parametrize("layout", ["dense", "csr", "csc"])
+@pytest.mark.parametrize("layout", ["dense", "csr", "csc", "coo"])
 def test_count_index_spans_row_blocks(layout):
     """Built a block of rows at a time: the CSR arrays and sums equal scipy's over block edges."""
     rng = np.random.default_rng(3)
     X = rng.poisson(0.3, size=(9000, 7)).astype(np.float32)
     X[[0, 4095, 4096, 8191, 8192, 8999]] = 0
-    source = {"dense": X, "csr": sp_sparse.csr_matrix(X), "csc": sp_sparse.csc_matrix(X)}
+    source = {
+        "dense": X,
+        "csr": sp_sparse.csr_matrix(X),
+        "csc": sp_sparse.csc_matrix(X),
+        "coo": sp_sparse.coo_matrix(X),
+    }
     index = CountIndex(source[layout])
     expected = sp_sparse.csr_matrix(X)
     np.testing.assert_array_equal(index.indptr, expected.indptr)
